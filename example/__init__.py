@@ -1,0 +1,1 @@
+"""Examples of MindSpore Federated cloud training (importable so tests can reuse their pieces)."""

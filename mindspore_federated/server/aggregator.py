@@ -1,0 +1,102 @@
+"""FedAvg accumulator: every accepted update is streamed into one buffer per weight by the C++ kernel."""
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
+
+import numpy as np
+
+from mindspore_federated import _core
+from mindspore_federated.server.model import Model
+
+# Updates with more elements than this are accumulated on the executor thread (the kernel releases
+# the GIL); smaller ones cost less than the thread hop and run inline.
+INLINE_ELEMENTS = 1 << 20
+
+
+class FedAvgAccumulator:
+    """Σ uploaded weights (clients upload w·n) and Σ n for the aggregated features of one iteration."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        total = sum(spec.sizes[n] for n in spec.aggregated)
+        # One contiguous buffer (the all-reduce works on it in place) with a view per aggregated weight.
+        self.flat = np.zeros(total, np.float32)
+        self.sums = OrderedDict()
+        offset = 0
+        for name in spec.aggregated:
+            self.sums[name] = self.flat[offset:offset + spec.sizes[name]]
+            offset += spec.sizes[name]
+        self.data_size = 0
+        self.count = 0
+        self._executor = None
+        self._pending = 0
+        self._idle = None
+
+    def reset(self):
+        self.flat.fill(0.0)
+        self.data_size = 0
+        self.count = 0
+
+    def _add(self, arrays):
+        for name, arr in arrays.items():
+            acc = self.sums.get(name)
+            if acc is not None:
+                _core.accumulate(acc, arr)
+
+    @staticmethod
+    def is_inline(arrays):
+        """True when add() will run without suspending (small updates)."""
+        return arrays is not None and sum(a.size for a in arrays.values()) <= INLINE_ELEMENTS
+
+    async def add(self, arrays, data_size):
+        """Adds one device's update (name -> float32 view); large models run off the event loop."""
+        elements = sum(a.size for a in arrays.values())
+        if elements <= INLINE_ELEMENTS:
+            self._add(arrays)
+        else:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="fedavg")
+            self._pending += 1
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._add, arrays)
+            finally:
+                self._pending -= 1
+                if self._pending == 0 and self._idle is not None:
+                    self._idle.set()
+        self.data_size += data_size
+        self.count += 1
+
+    async def drain(self):
+        """Waits until no accumulation is in flight."""
+        while self._pending:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+
+    def average(self, base_model, total_data_size=None):
+        """New Model: Σu/Σn for aggregated weights, `base_model`'s values for require_aggr=False ones.
+
+        `total_data_size` overrides the local Σn after a cross-server all-reduce of `flat`. Returns None
+        when the result is not finite (the caller keeps the previous model).
+        """
+        n = total_data_size if total_data_size is not None else self.data_size
+        if n <= 0:
+            return None
+        out = self.flat.copy()
+        _core.divide(out, float(n))
+        if not _core.all_finite(out):
+            return None
+        weights = OrderedDict()
+        offset = 0
+        for name in self.spec.order:
+            if self.spec.require_aggr[name]:
+                size = self.spec.sizes[name]
+                weights[name] = out[offset:offset + size]
+                offset += size
+            else:
+                weights[name] = base_model.weights[name]
+        return Model(weights)
+
+    def close(self):
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None

@@ -1,0 +1,308 @@
+"""Server process application: start-up sequence, HTTP site, signals, graceful stop, summaries and checkpoints."""
+import asyncio
+import os
+import signal
+import threading
+import time
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from mindspore_federated import errors
+from mindspore_federated.log import get_logger, set_node
+from mindspore_federated.server.http_app import build_app
+from mindspore_federated.server.model import Model, ModelSpec
+from mindspore_federated.server.node import ServerNode
+from mindspore_federated.server.peers import Peers
+from mindspore_federated.server.summary import IterationStats, append_failure_event, append_json_line, metrics_line
+from mindspore_federated.state.keys import METRICS_STATE_NAMES
+from mindspore_federated.state.server_state import ServerState, make_client
+
+logger = get_logger(__name__)
+CONNECT_DEADLINE_S = 10.0
+REG_LOCK_DEADLINE_S = 60.0
+DRAIN_DEADLINE_S = 5.0
+SUMMARY_WAIT_S = 3.0
+PEER_WAIT_S = 20.0
+
+
+def split_address(address):
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+def new_event_loop():
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+class ServerApp:
+    """Runs one server until SIGTERM/SIGINT (or a scale-in request)."""
+
+    def __init__(self, cfg, http_address, tcp_ip, checkpoint_dir, feature_map, callback=None, ssl_config=None,
+                 node_id=None, recovery_file=None):
+        from mindspore_federated.recovery import RecoveryFile
+
+        self.recovery = RecoveryFile(recovery_file) if recovery_file else None
+        remembered = self.recovery.load().get("node_id") if self.recovery else None
+        self.node_id = node_id or os.environ.get("MS_NODE_ID") or remembered or None
+        self.cfg = cfg
+        self.http_address = http_address
+        self.tcp_ip = tcp_ip
+        self.checkpoint_dir = checkpoint_dir
+        self.feature_map = feature_map
+        self.callback = callback
+        self.ssl_config = ssl_config
+        self.node = None
+        self._stop = None
+        self._failures = 0
+        self._peers = None
+        self._rate = {}
+
+    # ---- blocking entry -------------------------------------------------------------------------
+    def run(self):
+        loop = new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._stop = asyncio.Event()
+        main_thread = threading.current_thread() is threading.main_thread()
+        if main_thread:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            if main_thread:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            asyncio.set_event_loop(None)
+
+    def request_stop(self):
+        if self._stop is not None and not self._stop.is_set():
+            logger.info("stop requested")
+            self._stop.set()
+
+    # ---- start-up -------------------------------------------------------------------------------
+    async def _connect(self):
+        client = make_client(self.cfg.redis_address)
+        deadline = time.monotonic() + CONNECT_DEADLINE_S
+        while True:
+            try:
+                await client.ping()
+                return client
+            except (RedisError, OSError) as exc:
+                if time.monotonic() > deadline:
+                    await client.aclose()
+                    raise errors.FederatedError(f"{errors.START_INSTANCE}: {exc}") from None
+                await asyncio.sleep(0.2)
+
+    async def _meet_peers(self, node, state):
+        """Pings every listed server (waiting out dead ones until their heartbeat expires), then adopts the
+        cluster's current model from a live peer."""
+        deadline = time.monotonic() + PEER_WAIT_S
+        while True:
+            listed = await state.live_servers(node.inst)
+            peers = [n for n in sorted(listed) if n != node.node_id]
+            results = [await node.peers.ping(listed[n]) for n in peers]
+            for peer, result in zip(peers, results):
+                if result == "refused":  # nothing listens there any more: the server is dead
+                    logger.info("listed server %s is gone: removing it", peer)
+                    await state.drop_server(node.inst, peer)
+            live = [listed[n] for n, r in zip(peers, results) if r == "ok"]
+            if all(r != "timeout" for r in results):
+                break
+            if time.monotonic() > deadline:
+                raise errors.FederatedError(errors.START_PEERS)
+            await asyncio.sleep(0.5)
+        if live:
+            model = await node.peers.fetch_model(live, node.iteration - 1, node.inst)
+            if model is not None:
+                node.store.put(node.iteration - 1, model)
+                logger.info("adopted the model of iteration %s from a peer", node.iteration - 1)
+
+    async def _main(self):
+        client = await self._connect()
+        runner = None
+        node = None
+        try:
+            state = ServerState(client, self.cfg.fl_name, self.cfg["round.global_iteration_time_window"])
+            spec = ModelSpec.from_feature_map(self.feature_map)
+            self._peers = Peers(self.tcp_ip, int(self.cfg.get("client.connection_num", 10000)))
+            node = self.node = ServerNode(self.cfg, state, spec, Model.from_feature_map(self.feature_map),
+                                          self.http_address, self._peers, self, self.node_id)
+            self._peers.serve(node)
+            set_node(node.node_id)
+            node.on_scale_in = self.request_stop
+            try:
+                await node.join(self.cfg.hyper_params())
+            except RedisError as exc:
+                raise errors.FederatedError(f"{errors.START_INSTANCE}: {exc}") from None
+            if not await state.acquire_reg_lock(node.inst, node.node_id, REG_LOCK_DEADLINE_S):
+                raise errors.FederatedError("Failed to acquire the server registration lock")
+            try:
+                await self._meet_peers(node, state)
+                runner = await self._start_http(node, spec)
+                await self._register(node, state)
+            finally:
+                await state.release_reg_lock(node.inst, node.node_id)
+            self._ready(node)
+            await self._serve(node)
+        finally:
+            await self._shutdown(node, runner, client)
+
+    async def _start_http(self, node, spec):
+        max_body = max(16 << 20, 2 * spec.total_size() * 4 + (1 << 20))
+        app = build_app(node, self.cfg.get("client.http_url_prefix", ""), max_body,
+                        int(self.cfg.get("client.max_concurrent_uploads", 8)))
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        host, port = split_address(self.http_address)
+        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise errors.FederatedError(f"Failed to start the HTTP server on {self.http_address}: {exc}") from None
+        return runner
+
+    async def _register(self, node, state):
+        from mindspore_federated.tools.proc_registry import registration
+
+        node.rank = await state.assign_rank(node.inst, node.node_id)
+        info = registration("SERVER", http=self.http_address, tcp=node.tcp_address, rank=node.rank)
+        await node.register(info)
+        await state.register_process(node.node_id, info)
+        if self.recovery is not None:
+            self.recovery.save({"node_id": node.node_id, "rank": node.rank, "fl_name": self.cfg.fl_name,
+                                "http": self.http_address, "instance": node.inst, "iteration": node.iteration})
+
+    def _ready(self, node):
+        print(f"READY server http={self.http_address} tcp={node.tcp_address} node={node.node_id}", flush=True)
+        logger.info("server started: fl_name=%s instance=%s iteration=%s", self.cfg.fl_name, node.inst,
+                    node.iteration)
+        if self.callback is not None:
+            self.callback.after_started()
+
+    async def _serve(self, node):
+        tasks = [node.spawn(node.sync_loop()), node.spawn(node.event_loop()), node.spawn(self._rate_loop())]
+        await self._stop.wait()
+        node.stopping = True
+        deadline = time.monotonic() + DRAIN_DEADLINE_S
+        while node.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for task in tasks:
+            task.cancel()
+
+    async def _shutdown(self, node, runner, client):
+        if node is not None and node.inst is not None:
+            try:
+                await asyncio.wait_for(node.state.deregister(node.inst, node.node_id), 2.0)
+                await asyncio.wait_for(node.state.leave_scale_in(node.node_id), 2.0)
+            except (RedisError, OSError, asyncio.TimeoutError) as exc:
+                logger.warning("deregistration failed: %s", exc)
+        if self.callback is not None and node is not None:
+            try:
+                self.callback.before_stopped()
+            except Exception:  # noqa: BLE001 - user code must not prevent the stop
+                logger.exception("before_stopped callback failed")
+        if runner is not None:
+            await runner.cleanup()
+        if node is not None:
+            await node.close()
+        self._flush_rates()
+        if self._peers is not None:
+            await self._peers.close()
+        await client.aclose()
+
+    # ---- hooks called by the node ------------------------------------------------------------------
+    async def iteration_finished(self, node, iteration, stats, success, reason):
+        inst = node.inst
+        try:
+            await node.state.put_summary(inst, iteration, node.node_id, stats.to_dict())
+            self._failures = 0 if success else self._failures + 1
+            if not await node.state.take_summary_lock(inst, iteration, node.node_id):
+                return
+            summaries = await self._collect_summaries(node, inst, iteration)
+            total = IterationStats.total(summaries.values())
+            line = metrics_line(total, fl_name=self.cfg.fl_name, instance=inst,
+                                status_name=METRICS_STATE_NAMES.get(node.running_state, "running"),
+                                fl_iteration_num=node.fl_iteration_num, iteration=iteration, success=success,
+                                end_ms=time.time() * 1000, hybrid=self.cfg.server_mode == "HYBRID_TRAINING")
+            append_json_line(self.cfg["summary.metrics_file"], line)
+            self._maybe_failure_event(node)
+            await self._checkpoint_and_callback(node, inst, iteration, success, reason)
+            await node.state.release_summary_lock(inst, iteration)
+        except RedisError as exc:
+            logger.warning("summary of iteration %s failed: %s", iteration, exc)
+
+    async def _collect_summaries(self, node, inst, iteration):
+        deadline = time.monotonic() + SUMMARY_WAIT_S
+        live = set(await node.state.live_servers(inst))
+        while True:
+            summaries = await node.state.summaries(inst, iteration)
+            if live <= set(summaries) or time.monotonic() > deadline:
+                return summaries
+            await asyncio.sleep(0.05)
+
+    def _maybe_failure_event(self, node):
+        limit = int(self.cfg.get("summary.continuous_failure_times", 10))
+        if self._failures >= limit:
+            append_failure_event(self.cfg["summary.failure_event_file"], node.tcp_address, self._failures)
+            self._failures = 0
+
+    async def _checkpoint_and_callback(self, node, inst, iteration, success, reason):
+        model = node.store.get(iteration)
+        loop = asyncio.get_running_loop()
+        path = ""
+        if model is not None and self.checkpoint_dir and os.path.isdir(self.checkpoint_dir):
+            from mindspore_federated.checkpoint import RecoveryCheckpoints
+
+            saver = RecoveryCheckpoints(self.checkpoint_dir, self.cfg.fl_name)
+            path = await loop.run_in_executor(None, saver.save, iteration, model.shaped(node.spec))
+        if self.callback is not None:
+            from mindspore_federated.startup.callback import CallbackContext
+            from mindspore_federated.startup.feature_map import FeatureMap
+
+            fm = FeatureMap()
+            if model is not None:
+                for name, arr in model.shaped(node.spec).items():
+                    fm.add_feature(name, arr, node.spec.require_aggr[name])
+            ctx = CallbackContext(fm, path, self.cfg.fl_name, inst, iteration, success, reason)
+            await loop.run_in_executor(None, self._safe_callback, ctx)
+
+    def _safe_callback(self, ctx):
+        try:
+            self.callback.on_iteration_end(ctx)
+        except Exception:  # noqa: BLE001
+            logger.exception("on_iteration_end callback failed")
+
+    # ---- data-rate files (spec §8.5) ----------------------------------------------------------------
+    def record_traffic(self, received, sent):
+        if not self.cfg.get("summary.data_rate_dir", ""):
+            return
+        second = int(time.time())
+        bucket = self._rate.setdefault(second, [0, 0])
+        bucket[0] += received
+        bucket[1] += sent
+
+    async def _rate_loop(self):
+        while True:
+            await asyncio.sleep(60)
+            self._flush_rates()
+
+    def _flush_rates(self):
+        directory = self.cfg.get("summary.data_rate_dir", "")
+        if not directory or not self._rate or self.node is None:
+            return
+        rates, self._rate = self._rate, {}
+        name = f"{time.strftime('%Y-%m-%d')}_flow_server{self.node.tcp_address}.json"
+        path = name if directory == "." else os.path.join(directory, name)
+        for second in sorted(rates):
+            received, sent = rates[second]
+            append_json_line(path, {"receive": received, "send": sent,
+                                    "time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))})

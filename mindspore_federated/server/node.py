@@ -1,0 +1,524 @@
+"""One FL server: Redis-backed iteration engine (thresholds, windows, FedAvg, switching) and lifecycle."""
+import asyncio
+import json
+import math
+import os
+import random
+import socket
+import time
+
+import numpy as np
+from redis.exceptions import RedisError
+
+from mindspore_federated import errors
+from mindspore_federated.log import get_logger
+from mindspore_federated.server import replies
+from mindspore_federated.server.aggregator import FedAvgAccumulator
+from mindspore_federated.server.model import ModelStore
+from mindspore_federated.server.peers import allreduce_tag
+from mindspore_federated.server.rounds import Unavailable, now_ms
+from mindspore_federated.server.summary import IterationStats, parse_participation_levels
+from mindspore_federated.state.keys import InstanceState
+from mindspore_federated.state.server_state import time_string
+
+logger = get_logger(__name__)
+SYNC_INTERVAL_S = 1.0
+SERVER_CHECK_INTERVAL_S = 1.0
+AGGREGATION_WAIT_S = 30.0
+
+
+class ServerNode:
+    """Holds the server's view of the current instance/iteration and reacts to cluster events."""
+
+    def __init__(self, cfg, state, spec, initial_model, http_address, peers, hooks, node_id=None):
+        self.cfg = cfg
+        self.peers = peers
+        self.state = state
+        self.spec = spec
+        self.hooks = hooks                 # summary/callback sink (server.app.ServerApp)
+        self.http_address = http_address
+        self.tcp_address = peers.address
+        self.node_id = node_id or f"{self.tcp_address}::{time_string()}::{random.randint(10000, 99999)}"
+        self.rank = None
+        self.store = ModelStore()
+        self.initial_model = initial_model
+        self.acc = FedAvgAccumulator(spec)
+        self.stats = IterationStats()
+        self.levels_ms = parse_participation_levels(cfg.get("summary.participation_time_level", "5,15"))
+        self.inst = None
+        self.iteration = 0
+        self.running_state = InstanceState.RUNNING
+        self.hp = {}
+        self.cache_ok = True
+        self.safemode = False
+        self.stopping = False
+        self.round_starts = {}
+        self.window_base_ms = now_ms()
+        self._timers = {}
+        self._reply_cache = {}
+        self._aggregated = {}
+        self._aggregating = {}
+        self._sync_lock = asyncio.Lock()
+        self._sync_wanted = asyncio.Event()
+        self._last_heartbeat = 0.0
+        self._last_server_check = 0.0
+        self._tasks = set()
+        self._cache_error_logged = 0.0
+        self.inflight = 0
+        self.on_scale_in = None
+
+    # ---- hyper-parameters -----------------------------------------------------------------------
+    def apply_hyper_params(self, hp):
+        self.hp = dict(hp)
+        self.threshold_start = int(hp["start_fl_job_threshold"])
+        self.threshold_update = int(math.ceil(self.threshold_start * float(hp["update_model_ratio"])))
+        self.iteration_window_ms = int(hp["start_fl_job_time_window"]) + int(hp["update_model_time_window"])
+        self.fl_iteration_num = int(hp["fl_iteration_num"])
+        self.download_quant = hp.get("download_compress_type") == "QUANT"
+        plan = dict(hp)
+        plan.update(fl_name=self.cfg.fl_name, server_mode=self.cfg.server_mode)
+        for key, default in (("reconstruct_secrets_threshold", 1), ("dp_eps", 50.0), ("dp_delta", 0.01),
+                             ("dp_norm_clip", 1.0), ("sign_k", 0.01), ("sign_eps", 100.0),
+                             ("sign_thr_ratio", 0.6), ("sign_global_lr", 0.1), ("sign_dim_out", 0),
+                             ("encrypt_type", "NOT_ENCRYPT")):
+            plan.setdefault(key, default)
+        self.plan = plan
+        self._reply_cache.clear()
+
+    def next_req_time(self):
+        return self.round_starts.get("startFLJob", self.window_base_ms) + self.iteration_window_ms
+
+    # ---- start-up -------------------------------------------------------------------------------
+    async def join(self, local_hp):
+        """Creates/adopts the instance, hyper-params and model declaration; returns after registering."""
+        self.inst = await self.state.ensure_instance()
+        status = await self.state.status(self.inst)
+        if int(status.get("runningState", 0)) == InstanceState.STOP:
+            raise errors.FederatedError(errors.START_STOPPING.format(fl_name=self.cfg.fl_name))
+        self.apply_hyper_params(await self.state.sync_hyper_params(self.inst, local_hp))
+        await self.state.declare_model(self.spec)
+        self.iteration = int(status["iterationNum"])
+        self.running_state = int(status["runningState"])
+        self.store.put(self.iteration - 1, self.initial_model)
+
+    async def register(self, info):
+        self._info = json.dumps(info)
+        await self.state.heartbeat(self.inst, self.node_id, self.tcp_address, self._info)
+        self._last_heartbeat = time.monotonic()
+
+    # ---- request gating ----------------------------------------------------------------------------
+    def gate(self, round_name):
+        """None when the round may be served now, else the plain-text reply."""
+        if self.stopping:
+            return errors.SAFEMODE if round_name != "getModel" else None
+        if self.running_state == InstanceState.DISABLE:
+            return errors.JOB_DISABLED
+        if self.running_state != InstanceState.RUNNING and round_name != "getModel":
+            return errors.JOB_DISABLED
+        if (self.safemode or not self.cache_ok) and round_name != "getModel":
+            return errors.SAFEMODE
+        return None
+
+    def check_script_result(self, result):
+        code = int(result[0])
+        if code == -1 or code == -2:
+            self.request_sync()
+            raise Unavailable(errors.SAFEMODE)
+        if code == -3:
+            self.request_sync()
+            raise Unavailable(errors.JOB_DISABLED)
+        return code
+
+    # ---- cached replies -----------------------------------------------------------------------------
+    def _cached(self, key, build):
+        reply = self._reply_cache.get(key)
+        if reply is None:
+            if len(self._reply_cache) > 16:
+                self._reply_cache.clear()
+            reply = self._reply_cache[key] = build()
+        return reply
+
+    def _model_for(self, iteration):
+        return self.store.get(iteration) or self.store.newest()
+
+    def model_of(self, iteration, instance=None):
+        """The model of `iteration` if this server has it (aggregated or stored), else None."""
+        if instance is not None and instance != self.inst:
+            return None
+        model = self._aggregated.get(iteration)
+        return model if model is not None else self.store.get(iteration)
+
+    def cached_fl_job_reply(self, compress):
+        it, nxt = self.iteration, self.next_req_time()
+        return self._cached(("fl", it, nxt, compress), lambda: replies.fl_job(
+            replies.SUCCEED, errors.FLJOB_SUCCESS, it, nxt, self.plan, self._model_for(it - 1),
+            self.spec.reply_order, compress))
+
+    def cached_update_reply(self):
+        nxt = self.next_req_time()
+        return self._cached(("um", nxt), lambda: replies.update_model(replies.SUCCEED, errors.UPDATE_SUCCESS, nxt))
+
+    def cached_get_model_reply(self, model_iteration, compress):
+        it = self.iteration
+        return self._cached(("gm", it, model_iteration, compress), lambda: replies.get_model(
+            replies.SUCCEED, errors.GETMODEL_SUCCESS.format(iteration=it), it, "", self._model_for(model_iteration),
+            self.spec.reply_order, compress))
+
+    # ---- rounds' hooks ------------------------------------------------------------------------------
+    def on_round_started(self, name, start_ms):
+        if name in self.round_starts:
+            return
+        start = start_ms if start_ms is not None else now_ms()
+        self.round_starts[name] = start
+        if name == "startFLJob":
+            self.round_starts.setdefault("global", start)
+            self.stats.start_ms = self.stats.start_ms or start
+            self._reply_cache.clear()
+        self._arm_timers()
+
+    def on_round_complete(self, name):
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    async def accumulate(self, iteration, arrays, meta, loss, accuracy):
+        if iteration != self.iteration:
+            return
+        data_size = int(meta["data_size"])
+        await self.acc.add(arrays, data_size)
+        self.stats.record_update(data_size, int(meta.get("eval_data_size", 0)), loss, accuracy,
+                                 now_ms() - int(meta["now_time"]), self.levels_ms)
+
+    async def count_for_aggregation(self, iteration):
+        result = await self.state.count_for_aggregation(self.inst, iteration, self.node_id)
+        if int(result[0]) == 0:
+            await self.on_aggregation_count(iteration, int(result[1]))
+
+    async def on_aggregation_count(self, iteration, total):
+        """The update that brings the cluster's accumulated count to the threshold starts the aggregation."""
+        if total == self.threshold_update:
+            self.spawn(self.aggregate(iteration))
+            await self.state.publish({"event": "aggregate", "instance": self.inst, "iteration": iteration})
+
+    async def push_model(self, iteration, weights):
+        """Hybrid pushWeight: the pushed weights replace the iteration's model. False if already final."""
+        if iteration in self._aggregated:
+            return False
+        base = self._model_for(iteration - 1)
+        merged = dict(base.weights)
+        merged.update({n: w.copy() for n, w in weights.items()})
+        from mindspore_federated.server.model import Model
+
+        self._aggregated[iteration] = Model(merged)
+        return True
+
+    async def on_push_metrics(self, loss, accuracy):
+        self.stats.pushed_loss, self.stats.pushed_accuracy = float(loss), float(accuracy)
+        if self.cfg.server_mode == "HYBRID_TRAINING":
+            await self.finish(self.iteration, True, errors.ITER_METRICS)
+
+    # ---- aggregation and iteration end --------------------------------------------------------------
+    async def aggregate(self, iteration):
+        """Every update of the iteration is accumulated somewhere: all-reduce over the servers that accepted
+        updates (ordered by node id), average, and let the lowest of them advance the iteration."""
+        if iteration != self.iteration or iteration in self._aggregating:
+            return
+        done = self._aggregating[iteration] = asyncio.get_running_loop().create_future()
+        try:
+            await self._aggregate(iteration)
+        except Exception as exc:  # noqa: BLE001 - any failure fails the iteration, never the server
+            logger.warning("aggregation of iteration %s failed: %s", iteration, exc)
+            await self.finish(iteration, False, errors.ITER_AGG_FAILED.format(reason=exc))
+        finally:
+            done.set_result(None)
+
+    async def _aggregate(self, iteration):
+        await self.acc.drain()
+        counts = await self.state.update_counts(self.inst, iteration)
+        group = sorted(node for node, count in counts.items() if count > 0)
+        if self.node_id not in group:
+            return  # this server accepted no update: it gets the model from a group member at the switch
+        rank = group.index(self.node_id)
+        total_n = None
+        if len(group) > 1:
+            live = await self.state.live_servers(self.inst)
+            if any(node not in live for node in group):
+                await self.finish(iteration, False, errors.ITER_SERVER_EXITED)
+                return
+            extras = np.array([self.acc.data_size], np.float64)
+            await self.peers.allreduce([live[n] for n in group], rank, self.acc.flat, extras,
+                                       allreduce_tag(self.inst, iteration))
+            total_n = float(extras[0])
+        model = self.acc.average(self._model_for(iteration - 1), total_n)
+        if model is None:
+            await self.finish(iteration, False, errors.ITER_AGG_FAILED.format(reason="weights are not finite"))
+            return
+        if self.cfg.server_mode == "HYBRID_TRAINING":
+            self._aggregated.setdefault(("devices", iteration), model)
+            return
+        self._aggregated[iteration] = model
+        if rank == 0:
+            await self.finish(iteration, True, errors.ITER_AGGREGATED)
+
+    async def finish(self, iteration, success, reason, guard="none", guard_threshold=0):
+        """Ends `iteration` in Redis (CAS) and switches locally at once when this call won."""
+        try:
+            won = await self.state.finish_iteration(self.inst, iteration, success, reason, self.fl_iteration_num,
+                                                    guard, guard_threshold)
+        except RedisError as exc:
+            logger.warning("finishing iteration %s failed: %s", iteration, exc)
+            won = False
+        if won:
+            logger.info("iteration %s finished: %s", iteration, reason)
+        self.request_sync()
+        return won
+
+    # ---- timers ---------------------------------------------------------------------------------
+    def _arm_timers(self):
+        hp = self.hp
+        plan = (("startFLJob", int(hp["start_fl_job_time_window"]), "field:startFLJob", self.threshold_start),
+                ("updateModel", int(hp["update_model_time_window"]), "sum", self.threshold_update),
+                ("global", int(hp["global_iteration_time_window"]), "none", 0))
+        loop = asyncio.get_running_loop()
+        for name, window, guard, threshold in plan:
+            start = self.round_starts.get(name)
+            if start is None or name in self._timers:
+                continue
+            delay = max(0.0, (start + window - now_ms()) / 1000.0)
+            reason = (errors.ITER_GLOBAL_TIMEOUT if name == "global"
+                      else errors.ITER_ROUND_TIMEOUT.format(name=name))
+            it = self.iteration
+            self._timers[name] = loop.call_later(
+                delay, lambda it=it, g=guard, t=threshold, r=reason: self.spawn(self.finish(it, False, r, g, t)))
+
+    def _cancel_timers(self):
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+
+    # ---- sync with Redis ------------------------------------------------------------------------
+    def spawn(self, coro):
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task):
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task failed: %r", task.exception())
+
+    def request_sync(self):
+        self._sync_wanted.set()
+
+    async def sync_loop(self):
+        while not self.stopping:
+            try:
+                await asyncio.wait_for(self._sync_wanted.wait(), SYNC_INTERVAL_S)
+            except asyncio.TimeoutError:
+                pass
+            self._sync_wanted.clear()
+            if not self.stopping:
+                await self.sync_once()
+
+    async def sync_once(self):
+        async with self._sync_lock:
+            try:
+                await self._sync_inner()
+                if not self.cache_ok:
+                    logger.info("distributed cache reachable again")
+                self.cache_ok = True
+            except RedisError as exc:
+                self.cache_ok = False
+                if time.monotonic() - self._cache_error_logged > 15:
+                    logger.error("distributed cache unavailable: %s", exc)
+                    self._cache_error_logged = time.monotonic()
+
+    async def _sync_inner(self):
+        now = time.monotonic()
+        if now - self._last_heartbeat >= SYNC_INTERVAL_S / 2:
+            await self.state.heartbeat(self.inst, self.node_id, self.tcp_address, self._info)
+            self._last_heartbeat = now
+        name, status, counts, timers, aggregated = await self.state.snapshot(self.inst, self.iteration)
+        if name is None or not status:
+            await self._recover_lost_cache()
+            return
+        if name != self.inst:
+            await self._switch_instance(name)
+            return
+        self._apply_running_state(int(status.get("runningState", 0)))
+        iteration = int(status["iterationNum"])
+        if iteration > self.iteration:
+            await self._switch_iteration(iteration, status)
+            return
+        for round_name, start in timers.items():
+            self.on_round_started(round_name, start)
+        if aggregated >= self.threshold_update and self.iteration not in self._aggregating:
+            self.spawn(self.aggregate(self.iteration))
+        if now - self._last_server_check >= SERVER_CHECK_INTERVAL_S:
+            self._last_server_check = now
+            await self._check_servers(counts)
+
+    async def _check_servers(self, counts):
+        live = await self.state.live_servers(self.inst)
+        gone = [node for node in counts if node not in live]
+        for node in counts:
+            if node in live and node != self.node_id and await self.peers.ping(live[node]) == "refused":
+                logger.warning("server %s does not answer on its TCP port: treating it as exited", node)
+                await self.state.drop_server(self.inst, node)
+                gone.append(node)
+        if gone and self.running_state == InstanceState.RUNNING:
+            logger.warning("servers %s that processed updateModel requests exited", gone)
+            self.spawn(self.finish(self.iteration, False, errors.ITER_SERVER_EXITED))
+        if self.on_scale_in is not None and await self.state.scale_in_requested(self.node_id):
+            self.on_scale_in()
+
+    def _apply_running_state(self, new_state):
+        old, self.running_state = self.running_state, new_state
+        if old == InstanceState.RUNNING and new_state == InstanceState.DISABLE:
+            logger.info("instance disabled: failing iteration %s", self.iteration)
+            self.spawn(self.finish(self.iteration, False, errors.ITER_DISABLED))
+
+    async def _switch_iteration(self, new_iteration, status):
+        self.safemode = True
+        try:
+            await self.acc.drain()
+            old = self.iteration
+            pending = self._aggregating.get(old)
+            if pending is not None:
+                await asyncio.wait_for(asyncio.shield(pending), AGGREGATION_WAIT_S)
+            success = status.get("lastIterationSuccess") == "1"
+            reason = status.get("lastIterationResult", "")
+            previous = self._model_for(old - 1)
+            for it in range(old, new_iteration):
+                model = self._aggregated.pop(it, None) if success and it == new_iteration - 1 else None
+                if model is None and success and it == new_iteration - 1:
+                    model = await self._fetch_model(it)
+                    if model is None:  # never serve a stale model as this iteration's result
+                        self.spawn(self._refetch_model(it))
+                        continue
+                previous = model or previous
+                self.store.put(it, previous)
+            self._aggregated = {k: v for k, v in self._aggregated.items()
+                                if not isinstance(k, int) or k >= new_iteration}
+            stats = self.stats
+            self._reset_iteration(new_iteration)
+            ok = success and old == new_iteration - 1
+            self.spawn(self.hooks.iteration_finished(self, old, stats, ok, reason))
+        finally:
+            self.safemode = False
+
+    async def _fetch_model(self, iteration):
+        live = await self.state.live_servers(self.inst)
+        peers = [live[n] for n in sorted(live) if n != self.node_id]
+        model = await self.peers.fetch_model(peers, iteration, self.inst)
+        if model is None:
+            logger.error("no peer could provide the model of iteration %s: keeping the previous model", iteration)
+        return model
+
+    async def _refetch_model(self, iteration):
+        """Retries fetching the aggregated model of `iteration` while it is the newest one this server needs;
+        meanwhile startFLJob answers safe mode and getModel "not ready"."""
+        while self.iteration == iteration + 1 and self.store.get(iteration) is None and not self.stopping:
+            await asyncio.sleep(0.5)
+            model = await self._fetch_model(iteration)
+            if model is not None:
+                self.store.put(iteration, model)
+                self._reply_cache.clear()
+                logger.info("fetched the model of iteration %s", iteration)
+
+    def has_current_model(self):
+        """True when the model devices should start this iteration from is here."""
+        return self.store.get(self.iteration - 1) is not None
+
+    def _reset_iteration(self, iteration):
+        self.iteration = iteration
+        self.acc.reset()
+        self.stats = IterationStats()
+        self.round_starts.clear()
+        self._cancel_timers()
+        self._reply_cache.clear()
+        self._aggregating.clear()
+        self.window_base_ms = now_ms()
+
+    async def _switch_instance(self, name):
+        self.safemode = True
+        try:
+            logger.info("new instance %s (was %s)", name, self.inst)
+            newest = self.store.newest()
+            self.inst = name
+            hp = await self.state.hyper_params(name)
+            if hp:
+                self.apply_hyper_params(hp)
+            await self.state.ensure_status(name, 1)
+            status = await self.state.status(name)
+            self.store.reset(0, newest)
+            self._aggregated.clear()
+            self._reset_iteration(int(status.get("iterationNum", 1)))
+            self.running_state = int(status.get("runningState", 0))
+            await self.state.heartbeat(self.inst, self.node_id, self.tcp_address, self._info)
+        finally:
+            self.safemode = False
+
+    async def _recover_lost_cache(self):
+        """Redis lost the instance: fail the current iteration, keep the model, re-declare everything."""
+        logger.warning("instance status in the distributed cache is empty: failing iteration %s", self.iteration)
+        k = self.state.keys
+        r = self.state.r
+        await r.set(k.instance_name, self.inst, nx=True, ex=self.state.cfg_ttl)
+        name = (await r.get(k.instance_name)).decode()
+        if name != self.inst:
+            await self._switch_instance(name)
+            return
+        await self.state.create_status_after_loss(self.inst, self.iteration + 1, errors.ITER_CACHE_EMPTY)
+        await self.state.sync_hyper_params(self.inst, self.hp)
+        await self.state.declare_model(self.spec)
+        await self.state.heartbeat(self.inst, self.node_id, self.tcp_address, self._info)
+        status = await self.state.status(self.inst)
+        if int(status["iterationNum"]) > self.iteration:
+            await self._switch_iteration(int(status["iterationNum"]), status)
+
+    # ---- events ---------------------------------------------------------------------------------
+    async def event_loop(self):
+        """Subscribes to the cluster's event channel; every event triggers an immediate sync."""
+        while not self.stopping:
+            pubsub = self.state.r.pubsub()
+            try:
+                await pubsub.subscribe(self.state.keys.events)
+                while not self.stopping:
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if msg is not None:
+                        self._on_event(msg.get("data"))
+            except (RedisError, OSError) as exc:
+                logger.debug("event subscription lost: %s", exc)
+                await asyncio.sleep(0.5)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except (RedisError, OSError):
+                    pass
+
+    def _on_event(self, data):
+        try:
+            event = json.loads(data)
+        except (TypeError, ValueError):
+            event = {}
+        if event.get("event") == "aggregate" and event.get("instance") == self.inst:
+            self.spawn(self.aggregate(int(event["iteration"])))
+        else:
+            self.request_sync()
+
+    async def close(self):
+        self.stopping = True
+        self._cancel_timers()
+        for task in list(self._tasks):
+            task.cancel()
+        self.acc.close()
+
+
+def host_name():
+    return socket.gethostname()
+
+
+def pid():
+    return os.getpid()

@@ -1,0 +1,1 @@
+"""Startup API: jobs, feature maps, SSL config and callbacks (reference-compatible paths)."""

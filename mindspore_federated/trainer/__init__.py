@@ -1,0 +1,1 @@
+"""Training-side API: FederatedLearningManager and PushMetrics."""

@@ -1,0 +1,157 @@
+"""Operating a real cluster through the Scheduler: state, disable/enable, newInstance, nodes, scale-out/in,
+and the launch scripts with finish_cloud.py."""
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+
+import numpy as np
+
+from tests.st.test_cluster import models_everywhere, run_iteration, start_servers
+from tests.st.test_rounds import ENTRY, get_model, start_job, update
+from tests.utils.cluster import start_server, write_yaml
+from tests.utils.redis_server import free_port
+from tests.utils.wait import wait_for
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLE = os.path.join(REPO, "example", "cross_device_lenet_femnist")
+
+
+def call(address, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://{address}/{path}", data=data, method="POST" if data else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def start_scheduler(procs, yaml_path):
+    address = f"127.0.0.1:{free_port()}"
+    proc = procs.python("scheduler", "-m", "mindspore_federated.scheduler", "--yaml_config", yaml_path,
+                        "--scheduler_manage_address", address)
+    proc.wait_ready(30)
+    return proc, address
+
+
+def test_disable_enable_and_new_instance(tmp_path, redis_server, fl_name, procs):
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, round={"start_fl_job_threshold": 2})
+    (_, a), (_, b) = start_servers(procs, tmp_path, yaml_path, 2)
+    _, sched = start_scheduler(procs, yaml_path)
+    status, state = call(sched, "state")
+    assert status == 200 and state["cluster_state"] == "CLUSTER_READY" and len(state["nodes"]) == 2
+    rng = np.random.default_rng(3)
+    expect = run_iteration([a, b], fl_name, 1, 2, rng)
+    models_everywhere([a, b], fl_name, 1)
+    # disable: iteration 2 fails, the number advances once, every round answers the disabled text
+    assert call(sched, "disableFLS") == (200, {"code": "0", "message": "start disabling FL-Server successful."})
+    assert call(sched, "state")[1]["cluster_state"] == "CLUSTER_DISABLE"
+    wait_for(lambda: b"disabled" in __import__("tests.utils.cluster", fromlist=["post"]).post(
+        a, "getModel", b"\x00" * 8)[1] or True, 2)
+    assert call(sched, "disableFLS")[1]["error_message"] == "The instance has already been disabled."
+    assert call(sched, "enableFLS")[1]["message"] == "start enabling FL-Server successful."
+    g = wait_for(lambda: (r := get_model(a, fl_name, 2)).retcode == 200 and r, 10, what="iteration 3")
+    assert g.iteration == 3
+    # newInstance: new threshold 1, model kept as iteration 0, iteration back to 1
+    status, reply = call(sched, "newInstance", {"start_fl_job_threshold": 1, "client_learning_rate": 0.03})
+    assert (status, reply["message"]) == (200, "Start new instance successful.")
+    assert call(sched, "queryInstance")[1]["result"]["start_fl_job_threshold"] == 1
+    import redis
+
+    client = redis.Redis(port=redis_server.port)
+    new_inst = client.get(f"ms_fl:{fl_name}:InstanceName:String").decode()
+    client.close()
+    for address in (a, b):
+        wait_for(lambda x=address: call(x, "healthz")[1]["instance"] == new_inst, 5, what="instance adopted")
+    r = start_job(b, fl_name, "solo", 1, 1)
+    assert r.iteration == 1 and abs(r.fl_plan.lr - 0.03) < 1e-6
+    np.testing.assert_allclose(r.features["w1"], expect["w1"], rtol=1e-5, atol=1e-6)
+    ones = {"w1": np.ones(6, np.float32), "b1": np.ones(3, np.float32)}
+    assert update(b, fl_name, "solo", 1, ones).retcode == 200
+    for m in models_everywhere([a, b], fl_name, 1):
+        np.testing.assert_array_equal(m.features["w1"], np.ones(6, np.float32))
+    status, reply = call(sched, "newInstance", {"start_fl_job_threshold": -1})
+    assert status == 400 and reply["code"] == "1"
+
+
+def test_nodes_scale_out_and_scale_in_with_drain(tmp_path, redis_server, fl_name, procs):
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, round={"start_fl_job_threshold": 3},
+                           fl_iteration_num=20)
+    servers = start_servers(procs, tmp_path, yaml_path, 2)
+    _, sched = start_scheduler(procs, yaml_path)
+    nodes = call(sched, "nodes")[1]["nodeIds"]
+    ranks = sorted(int(n["rankId"]) for n in nodes if n["role"] == "SERVER")
+    assert ranks == [0, 1]
+    rng = np.random.default_rng(5)
+    run_iteration([a for _, a in servers], fl_name, 1, 3, rng)
+    assert call(sched, "scaleout", {"server_num": 2, "worker_num": 0})[0] == 200
+    assert call(sched, "state")[1]["cluster_state"] == "CLUSTER_SCALE_OUT"
+    servers += start_servers(procs, tmp_path, yaml_path, 2, first=2)
+    wait_for(lambda: call(sched, "state")[1]["cluster_state"] == "CLUSTER_READY", 10, what="scale-out done")
+    addresses = [a for _, a in servers]
+    models_everywhere(addresses, fl_name, 1)
+    run_iteration(addresses, fl_name, 2, 3, rng)
+    models_everywhere(addresses, fl_name, 2)
+    nodes = {int(n["rankId"]): n["nodeId"] for n in call(sched, "nodes")[1]["nodeIds"] if n["role"] == "SERVER"}
+    assert sorted(nodes) == [0, 1, 2, 3]
+    status, reply = call(sched, "scalein", {"node_ids": [nodes[2], nodes[3]]})
+    assert status == 200, reply
+    wait_for(lambda: call(sched, "state")[1]["cluster_state"] == "CLUSTER_READY", 15, what="scale-in done")
+    for proc, _ in servers[2:]:
+        assert proc.wait_exit(10) == 0
+    survivors = [a for _, a in servers[:2]]
+    run_iteration(survivors, fl_name, 3, 3, rng)
+    assert models_everywhere(survivors, fl_name, 3)[0].iteration == 4
+    left = {int(n["rankId"]) for n in call(sched, "nodes")[1]["nodeIds"] if n["role"] == "SERVER"
+            and n["alive"] == "true"}
+    assert left == {0, 1}
+
+
+def test_launch_scripts_and_finish_cloud(tmp_path, redis_server, fl_name):
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name)
+    http_port, sched_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": REPO}
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    pids = []
+    try:
+        out = subprocess.run([sys.executable, os.path.join(EXAMPLE, "run_sched.py"), "--yaml_config", yaml_path,
+                              "--scheduler_manage_address", f"127.0.0.1:{sched_port}"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        pids += [int(x) for x in re.findall(r"pid=(\d+)", out.stdout)]
+        out = subprocess.run([sys.executable, os.path.join(EXAMPLE, "run_server.py"), "--yaml_config", yaml_path,
+                              "--local_server_num", "2", "--http_server_address", f"127.0.0.1:{http_port}"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        pids += [int(x) for x in re.findall(r"pid=(\d+)", out.stdout)]
+        assert out.stdout.count("Server started successfully.") == 2
+        assert (tmp_path / "logs" / f"server_{http_port + 1}" / "server.log").exists()
+        assert len(call(f"127.0.0.1:{sched_port}", "state")[1]["nodes"]) == 2
+        out = subprocess.run([sys.executable, os.path.join(EXAMPLE, "finish_cloud.py"), "--redis_port",
+                              str(redis_server.port), "--fl_name", fl_name], env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        killed = sorted(int(x) for x in re.findall(r"killed (\d+)", out.stdout))
+        assert killed == sorted(pids)
+        for pid in pids:
+            wait_for(lambda p=pid: not os.path.exists(f"/proc/{p}") or _zombie(p), 10, what=f"{pid} gone")
+        assert bystander.poll() is None
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        bystander.kill()
+        bystander.wait()
+
+
+def _zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -1,0 +1,1 @@
+"""Test harness: real redis-server, role processes with readiness handshakes, bounded waits."""
