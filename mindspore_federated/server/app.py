@@ -16,6 +16,7 @@ from mindspore_federated.server.node import ServerNode
 from mindspore_federated.server.peers import Peers
 from mindspore_federated.server.summary import IterationStats, append_failure_event, append_json_line, metrics_line
 from mindspore_federated.state.keys import METRICS_STATE_NAMES
+from mindspore_federated.state.pipelined import HAVE_HIREDIS, PipelinedRedis
 from mindspore_federated.state.server_state import ServerState, make_client
 
 logger = get_logger(__name__)
@@ -127,10 +128,12 @@ class ServerApp:
 
     async def _main(self):
         client = await self._connect()
+        fast = PipelinedRedis(self.cfg.redis_address) if HAVE_HIREDIS else None  # the EVALSHA hot path
         runner = None
         node = None
         try:
-            state = ServerState(client, self.cfg.fl_name, self.cfg["round.global_iteration_time_window"])
+            state = ServerState(client, self.cfg.fl_name, self.cfg["round.global_iteration_time_window"],
+                                fast=fast)
             spec = ModelSpec.from_feature_map(self.feature_map)
             self._peers = Peers(self.tcp_ip, int(self.cfg.get("client.connection_num", 10000)))
             node = self.node = ServerNode(self.cfg, state, spec, Model.from_feature_map(self.feature_map),
@@ -153,7 +156,7 @@ class ServerApp:
             self._ready(node)
             await self._serve(node)
         finally:
-            await self._shutdown(node, runner, client)
+            await self._shutdown(node, runner, client, fast)
 
     async def _start_http(self, node, spec):
         max_body = max(16 << 20, 2 * spec.total_size() * 4 + (1 << 20))
@@ -198,7 +201,7 @@ class ServerApp:
         for task in tasks:
             task.cancel()
 
-    async def _shutdown(self, node, runner, client):
+    async def _shutdown(self, node, runner, client, fast=None):
         if node is not None and node.inst is not None:
             try:
                 await asyncio.wait_for(node.state.deregister(node.inst, node.node_id), 2.0)
@@ -217,7 +220,9 @@ class ServerApp:
         self._flush_rates()
         if self._peers is not None:
             await self._peers.close()
-        await client.aclose()
+        await client.aclose(close_connection_pool=True)
+        if fast is not None:
+            await fast.aclose()
 
     # ---- hooks called by the node ------------------------------------------------------------------
     async def iteration_finished(self, node, iteration, stats, success, reason):

@@ -44,8 +44,9 @@ def _s(value):
 class ServerState:
     """Async cluster-state operations of one server for one fl_name."""
 
-    def __init__(self, client, fl_name, global_window_ms):
+    def __init__(self, client, fl_name, global_window_ms, fast=None):
         self.r = client
+        self.fast = fast  # an optional PipelinedRedis (state/pipelined.py) used by _eval only
         self.keys = Keys(fl_name)
         self.cfg_ttl = int(global_window_ms // 1000 + WEEK_S)
         self.iter_ttl = int(global_window_ms // 1000 + ITER_EXTRA_S)
@@ -56,9 +57,11 @@ class ServerState:
         self._create_status = client.register_script(scripts.CREATE_STATUS)
 
     async def _eval(self, script, keys, args):
-        """EVALSHA straight through execute_command (the hot path); loads the script on NOSCRIPT (e.g. after
-        a Redis restart)."""
+        """EVALSHA (the hot path) through the pipelined connection when there is one, else straight through
+        execute_command; loads the script through redis-py on NOSCRIPT (e.g. after a Redis restart)."""
         try:
+            if self.fast is not None:
+                return await self.fast.execute("EVALSHA", script.sha, len(keys), *keys, *args)
             return await self.r.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
             return await script(keys=keys, args=args)
