@@ -1,4 +1,6 @@
 """aiohttp app of the device API: body limits, availability gate, C++ verification, then the round."""
+import asyncio
+import contextlib
 import json
 
 from aiohttp import web
@@ -40,21 +42,88 @@ UPLOAD_ROUNDS = ("updateModel", "pushWeight")
 STREAM_CHUNK = 256 * 1024
 
 
-def _make_handler(node, rounds, name, upload_slots):
+class UploadBuffers:
+    """Admission and memory for model-sized uploads: at most `slots` bodies are read at once, each into a
+    buffer that is reused from upload to upload (no per-request allocation, nothing left for the GC).
+
+    An upload waiting for a slot has its connection paused, so its body stays in the kernel's socket
+    buffers instead of piling up in the HTTP parser. Handlers must be done with the body (the round
+    accumulates it before replying) when the context exits: the buffer is then handed to the next upload.
+    """
+
+    def __init__(self, slots, max_body):
+        self.max_body = max_body
+        self._free = [bytearray() for _ in range(slots)]
+        self._slots = asyncio.Semaphore(slots)
+
+    @contextlib.asynccontextmanager
+    async def body(self, request):
+        """Yields the request body as a memoryview into a pooled buffer, or None when it is too large,
+        truncated or not length-delimited beyond the limit."""
+        transport = request.transport if self._slots.locked() else None
+        if transport is not None:
+            transport.pause_reading()
+        try:
+            await self._slots.acquire()
+        finally:
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
+        buf = self._free.pop()
+        try:
+            view = await self._read_into(request, buf)
+            if view is not None and isinstance(view.obj, bytearray):
+                buf = view.obj  # the buffer may have grown: keep the larger one for later uploads
+            try:
+                yield view
+            finally:
+                if view is not None:
+                    with contextlib.suppress(BufferError):  # a view still exported: refcounting frees it
+                        view.release()
+        finally:
+            self._free.append(buf)
+            self._slots.release()
+
+    async def _read_into(self, request, buf):
+        size = request.content_length
+        if size is None:  # chunked transfer: aiohttp enforces client_max_size
+            try:
+                return memoryview(await request.read())
+            except web.HTTPRequestEntityTooLarge:
+                return None
+        if size > self.max_body:
+            return None
+        if len(buf) < size:
+            buf = bytearray(size)
+        view, pos = memoryview(buf), 0
+        while pos < size:
+            chunk = await request.content.readany()
+            if not chunk or pos + len(chunk) > size:
+                view.release()
+                return None
+            view[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+        body = view[:size]
+        view.release()
+        return body
+
+
+def _make_handler(node, rounds, name, uploads):
     table, method_name, is_async, bad_reply = ROUNDS[name]
     method = getattr(rounds, method_name)
 
     async def handler(request):
-        if upload_slots is None:
-            return await serve(request)
-        async with upload_slots:  # bounds the model-sized bodies held in memory at once
-            return await serve(request)
+        if uploads is None:
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                return _error_json()
+            return await serve(request, body)
+        async with uploads.body(request) as body:  # a reused buffer; at most `slots` bodies in memory
+            if body is None:
+                return _error_json()
+            return await serve(request, body)
 
-    async def serve(request):
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _error_json()
+    async def serve(request, body):
         if not body:
             return _error_json()
         node.hooks.record_traffic(len(body), 0)
@@ -104,15 +173,13 @@ async def _stream(request, reply):
 
 def build_app(node, url_prefix, max_body, max_uploads=8):
     """The device-facing application: one route per round (any method), plus /healthz."""
-    import asyncio
-
     app = web.Application(client_max_size=max_body)
     rounds = Rounds(node)
     prefix = url_prefix if url_prefix else "/"
-    upload_slots = asyncio.Semaphore(max_uploads)
+    uploads = UploadBuffers(max_uploads, max_body)
     for name in ROUNDS:
-        slots = upload_slots if name in UPLOAD_ROUNDS else None
-        app.router.add_route("*", prefix + name, _make_handler(node, rounds, name, slots))
+        app.router.add_route("*", prefix + name,
+                             _make_handler(node, rounds, name, uploads if name in UPLOAD_ROUNDS else None))
 
     async def healthz(_request):
         return web.json_response({"node_id": node.node_id, "iteration": node.iteration,
