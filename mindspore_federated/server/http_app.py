@@ -4,6 +4,7 @@ import contextlib
 import json
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from redis.exceptions import RedisError
 
 from mindspore_federated import _core, errors
@@ -40,6 +41,9 @@ def _error_json(status=500):
 
 UPLOAD_ROUNDS = ("updateModel", "pushWeight")
 STREAM_CHUNK = 256 * 1024
+# aiohttp's per-connection read buffer (flow control pauses a connection at 2x this): a connection whose
+# upload waits for a slot then holds at most ~2 of these plus one socket read, not its whole body.
+READ_BUFSIZE = 64 * 1024
 
 
 class UploadBuffers:
@@ -96,7 +100,11 @@ class UploadBuffers:
             buf = bytearray(size)
         view, pos = memoryview(buf), 0
         while pos < size:
-            chunk = await request.content.readany()
+            try:
+                chunk = await request.content.readany()
+            except (ConnectionError, HttpProcessingError) as exc:  # the device went away mid-body
+                logger.debug("upload not received whole: %s", exc)
+                chunk = b""
             if not chunk or pos + len(chunk) > size:
                 view.release()
                 return None
