@@ -13,7 +13,7 @@ from mindspore_federated.log import get_logger, set_node
 from mindspore_federated.server.http_app import build_app
 from mindspore_federated.server.model import Model, ModelSpec
 from mindspore_federated.server.node import ServerNode
-from mindspore_federated.server.peers import Peers
+from mindspore_federated.server.peers import ALLREDUCE_TIMEOUT_S, Peers, max_frame_bytes
 from mindspore_federated.server.summary import IterationStats, append_failure_event, append_json_line, metrics_line
 from mindspore_federated.state.keys import METRICS_STATE_NAMES
 from mindspore_federated.state.pipelined import HAVE_HIREDIS, PipelinedRedis
@@ -23,6 +23,8 @@ logger = get_logger(__name__)
 CONNECT_DEADLINE_S = 10.0
 REG_LOCK_DEADLINE_S = 60.0
 DRAIN_DEADLINE_S = 5.0
+AGGREGATION_DRAIN_S = ALLREDUCE_TIMEOUT_S + 2.0  # a stopping server finishes the all-reduce it is part of
+HOOK_DRAIN_S = 3.0                               # and the summary of an iteration it is writing
 SUMMARY_WAIT_S = 3.0
 PEER_WAIT_S = 20.0
 
@@ -122,9 +124,44 @@ class ServerApp:
             await asyncio.sleep(0.5)
         if live:
             model = await node.peers.fetch_model(live, node.iteration - 1, node.inst)
-            if model is not None:
+            if model is not None and node.spec.accepts(model.weights):
                 node.store.put(node.iteration - 1, model)
                 logger.info("adopted the model of iteration %s from a peer", node.iteration - 1)
+        if node.store.get(node.iteration - 1) is None:  # started without a feature map, no peer had it
+            model = await self._recovery_model(node.spec)
+            if model is None:
+                raise errors.FederatedError(errors.START_EMPTY_MODEL)
+            node.store.put(node.iteration - 1, model)
+
+    async def _model_spec(self, state):
+        """The model's spec: from the feature map, or (started without one) the cluster's declaration."""
+        if self.feature_map is not None and len(self.feature_map) > 0:
+            return ModelSpec.from_feature_map(self.feature_map), Model.from_feature_map(self.feature_map)
+        info = await state.r.get(state.keys.model_info)
+        if info is None:
+            raise errors.FederatedError(errors.START_EMPTY_MODEL)
+        try:
+            spec = ModelSpec.from_info(info)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise errors.FederatedError(
+                f"{errors.START_EMPTY_MODEL}: the declared model is unusable: {exc}") from None
+        logger.info("no feature map: serving the model declared in the distributed cache (%s features)",
+                    len(spec.order))
+        return spec, None
+
+    async def _recovery_model(self, spec):
+        """The newest recovery checkpoint of this fl_name that matches `spec`, as a Model, or None."""
+        if not self.checkpoint_dir or not os.path.isdir(self.checkpoint_dir):
+            return None
+        from mindspore_federated.checkpoint import RecoveryCheckpoints
+
+        saver = RecoveryCheckpoints(self.checkpoint_dir, self.cfg.fl_name)
+        loop = asyncio.get_running_loop()
+        newest = await loop.run_in_executor(None, lambda: saver.newest(accept=spec.accepts))
+        if newest is None:
+            return None
+        logger.info("loading recovery checkpoint %s", newest[0])
+        return Model.from_arrays(spec, newest[1])
 
     async def _main(self):
         client = await self._connect()
@@ -134,10 +171,14 @@ class ServerApp:
         try:
             state = ServerState(client, self.cfg.fl_name, self.cfg["round.global_iteration_time_window"],
                                 fast=fast)
-            spec = ModelSpec.from_feature_map(self.feature_map)
-            self._peers = Peers(self.tcp_ip, int(self.cfg.get("client.connection_num", 10000)))
-            node = self.node = ServerNode(self.cfg, state, spec, Model.from_feature_map(self.feature_map),
-                                          self.http_address, self._peers, self, self.node_id)
+            try:
+                spec, initial = await self._model_spec(state)
+            except RedisError as exc:
+                raise errors.FederatedError(f"{errors.START_INSTANCE}: {exc}") from None
+            self._peers = Peers(self.tcp_ip, int(self.cfg.get("client.connection_num", 10000)),
+                                max_frame_bytes(spec))
+            node = self.node = ServerNode(self.cfg, state, spec, initial, self.http_address, self._peers,
+                                          self, self.node_id)
             self._peers.serve(node)
             set_node(node.node_id)
             node.on_scale_in = self.request_stop
@@ -192,16 +233,26 @@ class ServerApp:
             self.callback.after_started()
 
     async def _serve(self, node):
-        tasks = [node.spawn(node.sync_loop()), node.spawn(node.event_loop()), node.spawn(self._rate_loop())]
+        """Serves until a stop is requested, then drains while still a cluster member: devices are turned
+        away (safe mode), in-flight requests finish, and an aggregation this server holds updates for is
+        completed (the loops keep running, so the aggregation event and the iteration switch arrive)."""
+        for loop_coro in (node.sync_loop(), node.event_loop(), self._rate_loop()):
+            node.spawn(loop_coro)
         await self._stop.wait()
-        node.stopping = True
+        node.leaving = True
         deadline = time.monotonic() + DRAIN_DEADLINE_S
         while node.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        for task in tasks:
-            task.cancel()
+        try:
+            await node.drain(AGGREGATION_DRAIN_S)
+        except Exception:  # noqa: BLE001 - the stop goes on whatever happened to the aggregation
+            logger.exception("draining the aggregation failed")
 
     async def _shutdown(self, node, runner, client, fast=None):
+        if node is not None:
+            node.leaving = True
+            # nothing may re-register this server after this point; summaries in progress may finish
+            await node.stop_tasks(HOOK_DRAIN_S if node.cache_ok else 0.0)
         if node is not None and node.inst is not None:
             try:
                 await asyncio.wait_for(node.state.deregister(node.inst, node.node_id), 2.0)
@@ -230,6 +281,8 @@ class ServerApp:
         try:
             await node.state.put_summary(inst, iteration, node.node_id, stats.to_dict())
             self._failures = 0 if success else self._failures + 1
+            if node.leaving and set(await node.state.live_servers(inst)) - {node.node_id}:
+                return  # a staying server writes the metrics line (this one may be gone before it is done)
             if not await node.state.take_summary_lock(inst, iteration, node.node_id):
                 return
             summaries = await self._collect_summaries(node, inst, iteration)

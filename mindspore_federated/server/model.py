@@ -25,6 +25,30 @@ class ModelSpec:
     def from_feature_map(cls, fm):
         return cls([(item.name, item.shape, item.require_aggr) for item in fm.items()])
 
+    @classmethod
+    def from_info(cls, info_text):
+        """The spec declared in ModelInfo:String (a server started without a feature map adopts it).
+        Raises ValueError when the declaration is unusable (no features, a shape that does not match the
+        byte size)."""
+        info = json.loads(info_text)
+        features = info["features"]
+        order = info.get("order") or list(features)
+        entries = []
+        for name in order:
+            entry = features[name]
+            shape = tuple(int(d) for d in entry.get("shape", [int(entry["size"]) // 4]))
+            if int(np.prod(shape, dtype=np.int64)) * 4 != int(entry["size"]):
+                raise ValueError(f"feature {name}: shape {list(shape)} does not match {entry['size']} bytes")
+            entries.append((name, shape, bool(entry["require_aggr"])))
+        if not entries:
+            raise ValueError("no features declared")
+        return cls(entries)
+
+    def accepts(self, weights):
+        """True when `weights` (name -> array) has exactly the declared names and element counts."""
+        return set(weights) == set(self.order) and all(
+            int(np.asarray(weights[n]).size) == self.sizes[n] for n in self.order)
+
     def to_info(self):
         """JSON text stored in ModelInfo:String (sizes in bytes, as the reference)."""
         features = OrderedDict()
@@ -52,6 +76,9 @@ class ModelSpec:
     def total_size(self):
         return sum(self.sizes.values())
 
+    def total_bytes(self):
+        return 4 * self.total_size()
+
 
 class Model:
     """Read-only flat float32 weights keyed by name, in declared order."""
@@ -66,6 +93,12 @@ class Model:
     @classmethod
     def from_feature_map(cls, fm):
         return cls(OrderedDict((item.name, item.data.copy()) for item in fm.items()))
+
+    @classmethod
+    def from_arrays(cls, spec, arrays):
+        """A model in `spec`'s order from name -> array of any shape (flattened float32 copies)."""
+        return cls(OrderedDict((n, np.ascontiguousarray(arrays[n], np.float32).reshape(-1).copy())
+                               for n in spec.order))
 
     def shaped(self, spec):
         """Name -> array in the declared shape (views, no copies)."""

@@ -25,6 +25,7 @@ logger = get_logger(__name__)
 SYNC_INTERVAL_S = 1.0
 SERVER_CHECK_INTERVAL_S = 1.0
 AGGREGATION_WAIT_S = 30.0
+HANDOVER_TIMEOUT_S = 3.0   # a leaving server hands its aggregated model to the others within this
 
 
 class ServerNode:
@@ -51,7 +52,8 @@ class ServerNode:
         self.hp = {}
         self.cache_ok = True
         self.safemode = False
-        self.stopping = False
+        self.leaving = False               # graceful stop in progress: devices are turned away
+        self.stopping = False              # the loops and tasks end
         self.round_starts = {}
         self.window_base_ms = now_ms()
         self._timers = {}
@@ -63,6 +65,8 @@ class ServerNode:
         self._last_heartbeat = 0.0
         self._last_server_check = 0.0
         self._tasks = set()
+        self._hook_tasks = set()
+        self.last_switch = None            # (iteration, success) of the newest iteration this server ended
         self._cache_error_logged = 0.0
         self.inflight = 0
         self.on_scale_in = None
@@ -99,7 +103,8 @@ class ServerNode:
         await self.state.declare_model(self.spec)
         self.iteration = int(status["iterationNum"])
         self.running_state = int(status["runningState"])
-        self.store.put(self.iteration - 1, self.initial_model)
+        if self.initial_model is not None:  # else the model comes from a peer or a checkpoint (app.py)
+            self.store.put(self.iteration - 1, self.initial_model)
 
     async def register(self, info):
         self._info = json.dumps(info)
@@ -109,7 +114,7 @@ class ServerNode:
     # ---- request gating ----------------------------------------------------------------------------
     def gate(self, round_name):
         """None when the round may be served now, else the plain-text reply."""
-        if self.stopping:
+        if self.stopping or self.leaving:
             return errors.SAFEMODE if round_name != "getModel" else None
         if self.running_state == InstanceState.DISABLE:
             return errors.JOB_DISABLED
@@ -166,8 +171,23 @@ class ServerNode:
 
     # ---- rounds' hooks ------------------------------------------------------------------------------
     def on_round_started(self, name, start_ms):
+        """A request of this server opened round `name`'s window (its first count this iteration here):
+        tell every server at once, so their round and global timers start together instead of at their
+        next 1 s sync (they read the exact start time from Redis)."""
+        if self._round_known(name, start_ms):
+            self.spawn(self._announce_round(name, self.iteration))
+
+    async def _announce_round(self, name, iteration):
+        try:
+            await self.state.publish({"event": "round", "instance": self.inst, "iteration": iteration,
+                                      "round": name})
+        except RedisError as exc:
+            logger.debug("round event not published: %s", exc)
+
+    def _round_known(self, name, start_ms):
+        """Records the start of round `name`'s window and arms its timers; False when it was known."""
         if name in self.round_starts:
-            return
+            return False
         start = start_ms if start_ms is not None else now_ms()
         self.round_starts[name] = start
         if name == "startFLJob":
@@ -175,6 +195,7 @@ class ServerNode:
             self.stats.start_ms = self.stats.start_ms or start
             self._reply_cache.clear()
         self._arm_timers()
+        return True
 
     def on_round_complete(self, name):
         handle = self._timers.pop(name, None)
@@ -297,14 +318,19 @@ class ServerNode:
         self._timers.clear()
 
     # ---- sync with Redis ------------------------------------------------------------------------
-    def spawn(self, coro):
+    def spawn(self, coro, hook=False):
+        """Runs `coro` as a task of this node; `hook` tasks (summaries, checkpoints, callbacks) are given
+        time to finish at a graceful stop, the others are cancelled."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
+        if hook:
+            self._hook_tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
 
     def _task_done(self, task):
         self._tasks.discard(task)
+        self._hook_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("background task failed: %r", task.exception())
 
@@ -352,7 +378,7 @@ class ServerNode:
             await self._switch_iteration(iteration, status)
             return
         for round_name, start in timers.items():
-            self.on_round_started(round_name, start)
+            self._round_known(round_name, start)
         if aggregated >= self.threshold_update and self.iteration not in self._aggregating:
             self.spawn(self.aggregate(self.iteration))
         if now - self._last_server_check >= SERVER_CHECK_INTERVAL_S:
@@ -404,7 +430,8 @@ class ServerNode:
             stats = self.stats
             self._reset_iteration(new_iteration)
             ok = success and old == new_iteration - 1
-            self.spawn(self.hooks.iteration_finished(self, old, stats, ok, reason))
+            self.last_switch = (old, ok)
+            self.spawn(self.hooks.iteration_finished(self, old, stats, ok, reason), hook=True)
         finally:
             self.safemode = False
 
@@ -503,16 +530,92 @@ class ServerNode:
             event = json.loads(data)
         except (TypeError, ValueError):
             event = {}
-        if event.get("event") == "aggregate" and event.get("instance") == self.inst:
+        kind = event.get("event")
+        if kind == "aggregate" and event.get("instance") == self.inst:
             self.spawn(self.aggregate(int(event["iteration"])))
+        elif kind == "round" and event.get("instance") == self.inst:
+            if event.get("iteration") == self.iteration and event.get("round") not in self.round_starts:
+                self.request_sync()  # the start time is read from Redis's timer hash
         else:
             self.request_sync()
 
-    async def close(self):
+    # ---- graceful stop ------------------------------------------------------------------------------
+    async def drain(self, timeout):
+        """Graceful stop, after in-flight requests and before deregistering.
+
+        When this server holds updates of the current iteration and the cluster has accepted enough of
+        them to aggregate (the last update may have just been accepted here or elsewhere), it takes part
+        in the aggregation and waits for the iteration to end (at most `timeout` s), then hands the model
+        to the live servers that did not aggregate, since they could otherwise only fetch it from here.
+        Returns True when no update of this server was left un-aggregated.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        iteration = self.iteration
+        if not self.cache_ok:
+            return False  # no group can be formed without the distributed cache
+        try:
+            counts = await asyncio.wait_for(self.state.update_counts(self.inst, iteration), 1.0)
+        except (RedisError, asyncio.TimeoutError) as exc:
+            logger.warning("stop: cannot read the update counts of iteration %s: %r", iteration, exc)
+            return False
+        if counts.get(self.node_id, 0) == 0 or self.iteration != iteration:
+            return True
+        if sum(counts.values()) < self.threshold_update:
+            logger.warning("stop: leaving with %s un-aggregated updates of iteration %s",
+                           counts[self.node_id], iteration)
+            return False
+        logger.info("stop: taking part in the aggregation of iteration %s before leaving", iteration)
+        if iteration not in self._aggregating:
+            self.spawn(self.aggregate(iteration))  # the group is fixed once the threshold is reached
+        while self.iteration == iteration and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        if self.iteration == iteration:
+            logger.warning("stop: iteration %s did not end within %.1f s", iteration, timeout)
+            return False
+        model = self.store.get(iteration)
+        if self.last_switch == (iteration, True) and model is not None and \
+                self.cfg.server_mode != "HYBRID_TRAINING":
+            try:
+                live = await self.state.live_servers(self.inst)
+            except RedisError as exc:
+                logger.warning("stop: cannot list the live servers: %s", exc)
+                return True
+            outside = [live[n] for n in sorted(live) if n != self.node_id and counts.get(n, 0) == 0]
+            if outside:
+                await self.peers.offer_model(outside, iteration, self.inst, model,
+                                             min(HANDOVER_TIMEOUT_S, max(0.5, deadline - loop.time())))
+        return True
+
+    def offer_model(self, instance, iteration, model):
+        """A leaving peer hands over the final model of `iteration`; True when this server took it."""
+        if instance != self.inst or not self.spec.accepts(model.weights):
+            return False
+        if iteration == self.iteration and iteration not in self._aggregated:
+            self._aggregated[iteration] = model   # the switch to the next iteration stores it
+        elif iteration == self.iteration - 1 and self.store.get(iteration) is None:
+            self.store.put(iteration, model)
+            self._reply_cache.clear()
+        else:
+            return False
+        logger.info("took the model of iteration %s from a leaving server", iteration)
+        return True
+
+    async def stop_tasks(self, hook_timeout=0.0):
+        """Ends the loops and timers; waits up to `hook_timeout` s for summary/callback tasks, then
+        cancels every remaining task and waits for them to unwind."""
         self.stopping = True
         self._cancel_timers()
-        for task in list(self._tasks):
+        if self._hook_tasks and hook_timeout > 0:
+            await asyncio.wait(list(self._hook_tasks), timeout=hook_timeout)
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+
+    async def close(self):
+        await self.stop_tasks()
         self.acc.close()
 
 

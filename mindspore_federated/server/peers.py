@@ -14,28 +14,57 @@ from mindspore_federated.server.model import Model
 logger = get_logger(__name__)
 MSG_PING = 1
 MSG_GET_MODEL = 2
+MSG_PUT_MODEL = 3   # a leaving server hands the model it aggregated to the servers that did not aggregate
 PING_TIMEOUT_S = 1.0
 FETCH_TIMEOUT_S = 5.0
 ALLREDUCE_TIMEOUT_S = 10.0
+FRAME_SLACK_BYTES = 4 << 20
 
 
-def encode_model(iteration, model):
+def max_frame_bytes(spec):
+    """The communicator's frame cap for a cluster serving `spec`.
+
+    The largest legitimate frames are model messages (get-model replies, model offers): a JSON header of
+    about 32 bytes per feature plus the float32 weights. All-reduce frames are cut into segments of at
+    most 1 MiB (and never more than the cap), pings and errors are tiny. Twice the model plus a few MiB
+    never rejects those, yet a forged header can no longer make a server reserve 2 GiB.
+    """
+    header = 256 + sum(len(name.encode()) + 32 for name in spec.order)
+    return 2 * spec.total_bytes() + header + FRAME_SLACK_BYTES
+
+
+def encode_model(iteration, model, instance=None):
     """Length-prefixed JSON header (names, sizes) followed by the raw float32 weights."""
     names = list(model.weights)
-    header = json.dumps({"iteration": iteration, "names": names,
-                         "sizes": [int(model.weights[n].size) for n in names]}).encode()
+    fields = {"iteration": iteration, "names": names, "sizes": [int(model.weights[n].size) for n in names]}
+    if instance is not None:
+        fields["instance"] = instance
+    header = json.dumps(fields).encode()
     return b"".join([struct.pack("<I", len(header)), header, *(model.weights[n].tobytes() for n in names)])
 
 
+def decode_model_message(payload):
+    """(header dict, Model) of an encode_model payload; ValueError when it is malformed."""
+    try:
+        (size,) = struct.unpack_from("<I", payload, 0)
+        header = json.loads(payload[4:4 + size])
+        weights = OrderedDict()
+        offset = 4 + size
+        if len(header["names"]) != len(header["sizes"]):
+            raise ValueError("names and sizes differ in length")
+        for name, count in zip(header["names"], header["sizes"]):
+            weights[name] = np.frombuffer(payload, np.float32, count, offset)
+            offset += 4 * count
+    except (struct.error, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed model message: {exc}") from None
+    if offset != len(payload):
+        raise ValueError("malformed model message: trailing bytes")
+    return header, Model(weights)
+
+
 def decode_model(payload):
-    (size,) = struct.unpack_from("<I", payload, 0)
-    header = json.loads(payload[4:4 + size])
-    weights = OrderedDict()
-    offset = 4 + size
-    for name, count in zip(header["names"], header["sizes"]):
-        weights[name] = np.frombuffer(payload, np.float32, count, offset)
-        offset += 4 * count
-    return header["iteration"], Model(weights)
+    header, model = decode_model_message(payload)
+    return header["iteration"], model
 
 
 def allreduce_tag(instance, iteration):
@@ -46,8 +75,12 @@ def allreduce_tag(instance, iteration):
 class Peers:
     """The node's communicator and the requests it answers."""
 
-    def __init__(self, tcp_ip, max_connections):
-        self.comm = comm.Communicator(tcp_ip, 0, max_connections)
+    def __init__(self, tcp_ip, max_connections, max_frame=None):
+        if max_frame is None:
+            self.comm = comm.Communicator(tcp_ip, 0, max_connections)
+        else:
+            self.comm = comm.Communicator(tcp_ip, 0, max_connections, int(max_frame))
+        self.max_frame_bytes = max_frame
         self.comm.start()
         self.address = self.comm.address
         self._serving = None
@@ -63,6 +96,10 @@ class Peers:
                 if model is None:
                     raise LookupError(f"no model of iteration {request['iteration']}")
                 return encode_model(request["iteration"], model)
+            if msg_type == MSG_PUT_MODEL:
+                header, model = decode_model_message(payload)
+                taken = node.offer_model(header.get("instance"), int(header["iteration"]), model)
+                return b"1" if taken else b"0"
             raise ValueError(f"unknown message type {msg_type}")
 
         self._serving = asyncio.get_running_loop().create_task(comm.serve_requests(self.comm, handler))
@@ -87,6 +124,21 @@ class Peers:
             except comm.CommError as exc:
                 logger.debug("model %s not available from %s: %s", iteration, address, exc)
         return None
+
+    async def offer_model(self, addresses, iteration, instance, model, timeout=FETCH_TIMEOUT_S):
+        """Sends the final model of `iteration` to every address at once; returns how many took it."""
+        if not addresses:
+            return 0
+        payload = encode_model(iteration, model, instance)
+        results = await asyncio.get_running_loop().run_in_executor(
+            None, self.comm.broadcast, list(addresses), MSG_PUT_MODEL, payload, timeout)
+        taken = 0
+        for peer, reply, error in results:
+            if reply == b"1":
+                taken += 1
+            elif error:
+                logger.warning("could not hand the model of iteration %s to %s: %s", iteration, peer, error)
+        return taken
 
     async def allreduce(self, addresses, rank, flat, extras, tag):
         """Sums `flat` (float32) and `extras` (float64) in place over the group's servers (TCP addresses,

@@ -47,7 +47,8 @@ class Keys:
 
     @property
     def events(self) -> str:
-        """pub/sub channel: cluster events (iteration switched, new instance, state changed)."""
+        """pub/sub channel: cluster events (iteration switched, new instance, state changed, aggregation
+        due, round window opened)."""
         return f"{self.base}events"
 
     # ---- per instance (P) ----------------------------------------------------------------

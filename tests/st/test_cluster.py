@@ -1,17 +1,106 @@
 """Multi-server cluster: any server serves any round, exact FedAvg over all-reduce, identical models,
 SIGKILL of servers with and without updates, scale-out and scale-in while training."""
+import json
+import os
 import random
 import signal
+import time
 
 import numpy as np
 import pytest
+import redis
 
+from mindspore_federated import errors
 from mindspore_federated.client import messages as m
-from tests.st.test_rounds import ENTRY, get_model, start_job, update
-from tests.utils.cluster import start_server, write_yaml
+from mindspore_federated.state.keys import Keys
+from tests.utils.cluster import post, start_server, write_yaml
 from tests.utils.wait import wait_for
 
 SUCCEED = 200
+# a server with a small model (w1 2x3, b1 3, and "frozen" 4 with require_aggr=False) and printing callbacks
+ENTRY = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "server_entry.py"),)
+
+
+def start_job(address, fl_name, fl_id, iteration=1, data_size=10):
+    status, body = post(address, "startFLJob", m.build_start_fl_job(fl_name, fl_id, iteration, data_size))
+    assert status == 200
+    return m.parse_start_fl_job(body)
+
+
+def update(address, fl_name, fl_id, iteration, features):
+    status, body = post(address, "updateModel", m.build_update_model(fl_name, fl_id, iteration, features))
+    assert status == 200
+    return m.parse_update_model(body)
+
+
+def get_model(address, fl_name, iteration):
+    status, body = post(address, "getModel", m.build_get_model(fl_name, iteration))
+    assert status == 200
+    return m.parse_get_model(body)
+
+
+def wait_model(address, fl_name, iteration, timeout=10.0):
+    """The getModel reply of `iteration` once `address` serves it."""
+    return wait_for(lambda: (r := get_model(address, fl_name, iteration)).retcode == SUCCEED and r,
+                    timeout, what=f"model of iteration {iteration} on {address}")
+
+
+class Registry:
+    """Reads a cluster's Redis state (status hash, server registry) the way an operator would."""
+
+    def __init__(self, redis_server, fl_name):
+        self.keys = Keys(fl_name)
+        self.r = redis.Redis(host="127.0.0.1", port=redis_server.port, decode_responses=True)
+
+    def close(self):
+        self.r.close()
+
+    @property
+    def inst(self):
+        return self.r.get(self.keys.instance_name)
+
+    def status(self):
+        return self.r.hgetall(self.keys.status(self.inst))
+
+    def servers(self):
+        return self.r.hgetall(self.keys.servers(self.inst))
+
+    def heartbeat_ttl(self, node_id):
+        return self.r.ttl(self.keys.server_heartbeat(self.inst, node_id))
+
+
+@pytest.fixture
+def registry(redis_server, fl_name):
+    reg = Registry(redis_server, fl_name)
+    yield reg
+    reg.close()
+
+
+def node_id_of(proc):
+    """The node id a server printed on its READY line."""
+    return proc.wait_ready().split("node=", 1)[1].strip()
+
+
+def metrics_lines(workdirs):
+    """Every metrics.json line written by the servers of these working directories."""
+    out = []
+    for workdir in workdirs:
+        path = workdir / "metrics.json"
+        if path.exists():
+            out += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return out
+
+
+def iteration_results(workdirs, iterations, timeout=10.0):
+    """{iteration: iterationResult} once every iteration in `iterations` has its metrics line (exactly one
+    line per iteration across the cluster)."""
+    def ready():
+        lines = metrics_lines(workdirs)
+        got = {x["currentIteration"]: x["iterationResult"] for x in lines}
+        return (got, lines) if set(iterations) <= set(got) else None
+    got, lines = wait_for(ready, timeout, what=f"metrics lines of iterations {sorted(iterations)}")
+    assert len(lines) == len(got), f"an iteration has more than one metrics line: {lines}"
+    return got
 
 
 def start_servers(procs, tmp_path, yaml_path, count, first=0):
@@ -21,11 +110,7 @@ def start_servers(procs, tmp_path, yaml_path, count, first=0):
 
 def models_everywhere(addresses, fl_name, iteration, timeout=10.0):
     """Waits until every server serves the model of `iteration`; returns them."""
-    out = []
-    for address in addresses:
-        out.append(wait_for(lambda a=address: (r := get_model(a, fl_name, iteration)).retcode == SUCCEED and r,
-                            timeout, what=f"model {iteration} on {address}"))
-    return out
+    return [wait_model(address, fl_name, iteration, timeout) for address in addresses]
 
 
 def run_iteration(addresses, fl_name, iteration, devices, rng, spread=True):
@@ -73,28 +158,39 @@ def test_start_on_one_server_update_on_another(tmp_path, redis_server, fl_name, 
         np.testing.assert_array_equal(r.features["w1"], np.ones(6, np.float32))
 
 
-def test_sigkill_server_holding_updates_fails_iteration(tmp_path, redis_server, fl_name, procs):
+def test_sigkill_server_holding_updates_fails_iteration(tmp_path, redis_server, fl_name, procs, registry):
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, round={"start_fl_job_threshold": 3})
     (pa, a), (pb, b) = start_servers(procs, tmp_path, yaml_path, 2)
     ones = {"w1": np.ones(6, np.float32), "b1": np.ones(3, np.float32)}
     for d in range(3):
         assert start_job(a, fl_name, f"d{d}", 1, 1).retcode == SUCCEED
     assert update(b, fl_name, "d0", 1, ones).retcode == SUCCEED   # b holds an update
+    killed = time.monotonic()
     pb.kill()
-    # the survivor notices (TCP ping) and fails iteration 1, then iteration 2 trains normally
-    r = wait_for(lambda: (g := get_model(a, fl_name, 1)).retcode == SUCCEED and g, 15, what="iteration 1 failed")
+    # the survivor notices (refused TCP ping, long before the 10 s heartbeat expires) and fails iteration 1
+    status = wait_for(lambda: (st := registry.status()).get("iterationNum") == "2" and st, 15,
+                      what="iteration 1 ended")
+    assert (status["lastIterationSuccess"], status["lastIterationResult"]) == ("0", errors.ITER_SERVER_EXITED)
+    pa.wait_line("does not answer on its TCP port", timeout=1)
+    r = models_everywhere([a], fl_name, 1)[0]
     assert r.iteration == 2
-    np.testing.assert_array_equal(r.features["w1"], np.arange(6, dtype=np.float32))
+    np.testing.assert_array_equal(r.features["w1"], np.arange(6, dtype=np.float32))   # model unchanged
+    # iteration 2 trains normally on the survivor
     for d in range(3):
         assert start_job(a, fl_name, f"n{d}", 2, 1).retcode == SUCCEED
     for d in range(3):
         assert update(a, fl_name, f"n{d}", 2, ones).retcode == SUCCEED
     np.testing.assert_array_equal(models_everywhere([a], fl_name, 2)[0].features["w1"], np.ones(6, np.float32))
+    elapsed = time.monotonic() - killed
+    print(f"SIGKILL of a server holding updates -> next successful iteration: {elapsed:.2f} s")
+    assert elapsed < 8.0, f"{elapsed:.2f} s: the dead server was not noticed on its TCP port"
+    assert iteration_results([tmp_path / "srv0"], {1, 2}) == {1: "fail", 2: "success"}
 
 
-def test_sigkill_server_without_updates_keeps_iteration(tmp_path, redis_server, fl_name, procs):
+def test_sigkill_server_without_updates_keeps_iteration(tmp_path, redis_server, fl_name, procs, registry):
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, round={"start_fl_job_threshold": 2})
     (pa, a), (pb, b) = start_servers(procs, tmp_path, yaml_path, 2)
+    id_b = node_id_of(pb)
     ones = {"w1": np.ones(6, np.float32), "b1": np.ones(3, np.float32)}
     for d in range(2):
         assert start_job(b, fl_name, f"d{d}", 1, 1).retcode == SUCCEED   # b only served startFLJob
@@ -103,9 +199,17 @@ def test_sigkill_server_without_updates_keeps_iteration(tmp_path, redis_server, 
         assert update(a, fl_name, f"d{d}", 1, ones).retcode == SUCCEED
     r = models_everywhere([a], fl_name, 1)[0]
     np.testing.assert_array_equal(r.features["w1"], np.ones(6, np.float32))
-    # a new server can start while the killed one may still be listed (heartbeat not yet expired)
-    _, c = start_server(procs, yaml_path, tmp_path / "srv_c", name="server_c", entry=ENTRY)
-    assert get_model(c, fl_name, 1).retcode == SUCCEED
+    assert registry.status()["lastIterationSuccess"] == "1"
+    # a new server starts while the killed one is still listed (its heartbeat has not expired yet): the
+    # new one finds nothing listening on the dead server's TCP port, drops the entry and serves at once
+    assert id_b in registry.servers() and registry.heartbeat_ttl(id_b) > 5
+    pc, c = start_server(procs, yaml_path, tmp_path / "srv_c", name="server_c", entry=ENTRY)
+    pc.wait_line(f"listed server {id_b} is gone", timeout=1)
+    assert id_b not in registry.servers()
+    r = get_model(c, fl_name, 1)
+    assert (r.retcode, r.iteration) == (SUCCEED, 2)
+    np.testing.assert_array_equal(r.features["w1"], np.ones(6, np.float32))
+    assert start_job(c, fl_name, "late", 2, 1).retcode == SUCCEED
 
 
 def test_scale_out_and_scale_in_while_training(tmp_path, redis_server, fl_name, procs):
@@ -129,11 +233,23 @@ def test_scale_out_and_scale_in_while_training(tmp_path, redis_server, fl_name, 
         assert update(target, fl_name, fl_id, 2, {k: v / 3 * size for k, v in uploads.items()}).retcode == SUCCEED
     for r in models_everywhere(addresses + [c], fl_name, 2):
         np.testing.assert_allclose(r.features["w1"], np.ones(6), rtol=1e-6)
-    # scale in: SIGTERM the first server (it holds no updates of iteration 3): no failed iteration
+    # scale in mid-iteration: the first server served startFLJob of iteration 3 (and nothing else), then
+    # gets SIGTERM; its devices carry on at the other servers and the iteration still succeeds
     proc_a, a = servers[0]
+    rest = [addresses[1], c]
+    sizes = [2, 3, 5, 7]
+    uploads = [{"w1": rng.standard_normal(6).astype(np.float32) * n,
+                "b1": rng.standard_normal(3).astype(np.float32) * n} for n in sizes]
+    for d, target in enumerate([a, a, rest[0], rest[1]]):
+        assert start_job(target, fl_name, f"s{d}", 3, sizes[d]).retcode == SUCCEED
     proc_a.send(signal.SIGTERM)
     assert proc_a.wait_exit(10) == 0
-    rest = [addresses[1], c]
-    run_iteration(rest, fl_name, 3, 4, rng)
-    r = models_everywhere(rest, fl_name, 3)[0]
-    assert r.iteration == 4
+    for d, target in enumerate([rest[0], rest[1], rest[1], rest[0]]):
+        assert update(target, fl_name, f"s{d}", 3, uploads[d]).retcode == SUCCEED
+    for r in models_everywhere(rest, fl_name, 3):
+        assert r.iteration == 4
+        for name in ("w1", "b1"):
+            expect = sum(u[name] for u in uploads) / np.float32(sum(sizes))
+            np.testing.assert_allclose(r.features[name], expect, rtol=1e-6, atol=1e-7)
+    results = iteration_results([tmp_path / "srv0", tmp_path / "srv1", tmp_path / "srv2"], {1, 2, 3})
+    assert results == {1: "success", 2: "success", 3: "success"}
