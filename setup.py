@@ -33,17 +33,20 @@ class CMakeBuild(build_ext):
             return
         import pybind11
 
-        extdir = target.parent
+        extdir = target.parent  # already .../mindspore_federated: the package dir inside build_lib
         build_dir = ROOT / "build" / "setup"
         build_dir.mkdir(parents=True, exist_ok=True)
         cfg = "Debug" if self.debug else "Release"
         subprocess.run(
             ["cmake", "-S", str(ROOT), "-B", str(build_dir), "-G", "Ninja", f"-DCMAKE_BUILD_TYPE={cfg}",
              f"-DPython_EXECUTABLE={sys.executable}", f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
-             f"-DFL_CORE_OUTPUT_DIR={extdir / 'mindspore_federated'}", "-DBUILD_TESTS=OFF"],
+             f"-DFL_CORE_OUTPUT_DIR={extdir}", "-DBUILD_TESTS=OFF"],
             check=True)
         subprocess.run(["cmake", "--build", str(build_dir), "--target", "_core", "-j", str(os.cpu_count() or 2)],
                        check=True)
+        if not target.is_file():
+            # CMake names the module itself (pybind11's suffix); it must be exactly where setuptools packs it.
+            raise RuntimeError(f"CMake did not produce {target}; check FL_CORE_OUTPUT_DIR and the module suffix")
 
 
 setup(

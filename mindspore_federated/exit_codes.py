@@ -1,5 +1,14 @@
 """Process exit codes: one range per role, each with a help text."""
 
+# Role -> the exit codes it may use besides 0. A code belongs to the role its name starts with
+# (SCHEDULER_, SERVER_, WORKER_); every other non-zero code is common to all roles.
+RANGES = {
+    "scheduler": range(100, 120),
+    "server": range(120, 140),
+    "worker": range(140, 160),
+    "common": range(160, 180),
+}
+
 
 class ExitCode:
     """0 success, 100-119 scheduler, 120-139 server, 140-159 worker, 160-179 common (all < 256)."""
@@ -13,7 +22,7 @@ class ExitCode:
     CONFIG_ERROR = 160
     REDIS_UNREACHABLE = 161
     LOCAL_CLUSTER_FAILED = 162
-    INTERRUPTED = 130
+    INTERRUPTED = 163
 
 
 HELP = {
@@ -27,6 +36,17 @@ HELP = {
     ExitCode.LOCAL_CLUSTER_FAILED: "the local cluster could not be brought up",
     ExitCode.INTERRUPTED: "interrupted by the user",
 }
+
+
+def codes():
+    """Every declared exit code, name -> value."""
+    return {k: v for k, v in vars(ExitCode).items() if k.isupper() and isinstance(v, int)}
+
+
+def role_of(name):
+    """The role whose range the code `name` must lie in ('common' unless the name carries a role prefix)."""
+    prefix = name.split("_", 1)[0].lower()
+    return prefix if prefix in RANGES and prefix != "common" else "common"
 
 
 def describe(code):

@@ -6,6 +6,8 @@ import sys
 LOGGER_NAME = "mindspore_federated"
 _LOGGER = logging.getLogger(LOGGER_NAME)
 _GLOG_LEVELS = {"0": logging.DEBUG, "1": logging.INFO, "2": logging.WARNING, "3": logging.ERROR}
+# Level names the YAML key `log_level` accepts (config.py declares the key with these choices).
+LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class _ContextFilter(logging.Filter):
@@ -46,6 +48,18 @@ def setup(role=None, node=None, level=None, stream=None):
         _LOGGER.propagate = False
     _LOGGER.setLevel(level if level is not None else _level_from_env())
     return _LOGGER
+
+
+def apply_config(cfg):
+    """Applies the YAML's `log_level` (a role calls this once its config is loaded); returns the level in force.
+
+    An empty or absent `log_level` leaves the level from the environment (MSF_LOG_LEVEL, else GLOG_v 0-3,
+    else INFO) untouched; a set one wins over the environment.
+    """
+    name = cfg.get("log_level") or ""
+    if name:
+        setup(level=getattr(logging, name))
+    return _LOGGER.level
 
 
 def set_node(node):

@@ -752,6 +752,7 @@ class Scheduler:
 
     def run(self):
         """Blocks until SIGTERM/SIGINT (uvloop when available)."""
+        log.apply_config(self.config)  # the YAML's log_level, when set, wins over the environment
         try:
             import uvloop
             factory = uvloop.new_event_loop

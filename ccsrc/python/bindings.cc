@@ -10,7 +10,10 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "Private C++ core of mindspore_federated (kernels, schema verifier, communicator).";
   // Base classes first: translators run in reverse order of registration.
   py::register_exception<fl::IoError>(m, "CommError", PyExc_ConnectionError);
-  py::register_exception<fl::TimeoutError>(m, "CommTimeoutError", m.attr("CommError"));
+  // Two bases (PyErr_NewException takes a tuple): `except CommError` and the builtin `except TimeoutError`
+  // both catch a communicator deadline.
+  py::register_exception<fl::TimeoutError>(m, "CommTimeoutError",
+                                           py::make_tuple(m.attr("CommError"), py::handle(PyExc_TimeoutError)));
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

@@ -9,7 +9,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from mindspore_federated import errors
-from mindspore_federated.log import get_logger, set_node
+from mindspore_federated.log import apply_config, get_logger, set_node
 from mindspore_federated.server.http_app import build_app
 from mindspore_federated.server.model import Model, ModelSpec
 from mindspore_federated.server.node import ServerNode
@@ -68,6 +68,7 @@ class ServerApp:
 
     # ---- blocking entry -------------------------------------------------------------------------
     def run(self):
+        apply_config(self.cfg)  # the YAML's log_level, when set, wins over the environment
         loop = new_event_loop()
         asyncio.set_event_loop(loop)
         self._stop = asyncio.Event()

@@ -93,11 +93,14 @@ def test_poll_requests_and_peer_naming():
 
 def test_error_mapping_timeout_and_refused():
     assert issubclass(_core.CommTimeoutError, _core.CommError)
+    assert issubclass(_core.CommTimeoutError, TimeoutError)  # the builtin: `except TimeoutError` catches it
+    assert not issubclass(_core.CommError, TimeoutError)
     assert issubclass(_core.CommError, ConnectionError)
     with _core.Communicator() as silent, _core.Communicator() as client:
         start = time.monotonic()
-        with pytest.raises(_core.CommTimeoutError, match=silent.address):
+        with pytest.raises(TimeoutError, match=silent.address) as info:
             client.request(silent.address, 1, b"", TIMEOUT)
+        assert isinstance(info.value, _core.CommTimeoutError) and isinstance(info.value, _core.CommError)
         assert TIMEOUT * 0.9 <= time.monotonic() - start < 2 * TIMEOUT
         dead = _unused_address()
         with pytest.raises(_core.CommError, match=dead):

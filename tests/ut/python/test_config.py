@@ -673,7 +673,7 @@ def test_top_level_must_be_a_mapping(tmp_path):
 def test_schema_table_is_well_formed():
     entries = cfgmod.schema_table()
     keys = [entry.key for entry in entries]
-    assert len(keys) == len(set(keys)) == 54
+    assert len(keys) == len(set(keys)) == 55
     assert {key for _, key in cfgmod.HYPER_PARAM_KEYS if key} <= set(keys)
     for entry in entries:
         assert entry.type in (int, float, str, bool) and entry.help
@@ -682,7 +682,7 @@ def test_schema_table_is_well_formed():
             assert type(entry.default) is entry.type, entry.key
     sections = [key for key in keys if key.startswith(("ssl.", "distributed_cache."))]
     assert {e.key for e in entries if e.common} == {
-        "fl_name", "fl_iteration_num", "server_mode", "enable_ssl", *sections}
+        "fl_name", "fl_iteration_num", "server_mode", "enable_ssl", "log_level", *sections}
 
 
 def test_example_file_is_the_generated_example():
