@@ -2,7 +2,7 @@
 (names, shapes, require_aggr), the weights from a live peer, or, with no peer, its newest recovery
 checkpoint; with no declared model it fails to start with START_EMPTY_MODEL.
 
-Run as a script, this file is the entry of such a server (ServerApp with an empty FeatureMap)."""
+Run as a script, this file is the entry of such a server (`FLServerJob(...).run(None)`)."""
 import argparse
 import os
 import signal
@@ -75,22 +75,16 @@ def test_server_without_feature_map_adopts_the_cluster_model(tmp_path, redis_ser
 
 
 def main():
-    """A server with no feature map (what FLServerJob.run(None) hands to ServerApp)."""
-    from mindspore_federated.config import load_config
-    from mindspore_federated.log import setup
-    from mindspore_federated.server.app import ServerApp
-    from mindspore_federated.startup.feature_map import FeatureMap
+    """A server started through the public API with no feature map: FLServerJob(...).run(None)."""
+    from mindspore_federated import FLServerJob
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--yaml_config", required=True)
     parser.add_argument("--http_server_address", required=True)
     parser.add_argument("--checkpoint_dir", required=True)
     args = parser.parse_args()
-    setup(role="server")
-    os.makedirs(args.checkpoint_dir, exist_ok=True)
     try:
-        ServerApp(load_config(args.yaml_config, role="server"), args.http_server_address, "127.0.0.1",
-                  args.checkpoint_dir, FeatureMap()).run()
+        FLServerJob(args.yaml_config, args.http_server_address, "127.0.0.1", args.checkpoint_dir).run(None)
     except RuntimeError as exc:
         print(f"FAILED server: {exc}", flush=True)
         return 1
