@@ -45,12 +45,14 @@ py::object readUpdateModel(const py::buffer& body) {
   const auto* data = static_cast<const uint8_t*>(info.ptr);
   size_t size = static_cast<size_t>(info.size);
   schema::UpdateModelView view;
+  bool valid = false;
   {
-    py::gil_scoped_release release;
-    if (!schema::verify("RequestUpdateModel", data, size)) return py::none();
-    if (reinterpret_cast<uintptr_t>(data) % alignof(uint64_t) != 0) return py::none();
-    view = schema::readUpdateModel(data, size);
+    py::gil_scoped_release release;  // no Python object may be touched in here, py::none() included
+    valid = schema::verify("RequestUpdateModel", data, size) &&
+            reinterpret_cast<uintptr_t>(data) % alignof(uint64_t) == 0;
+    if (valid) view = schema::readUpdateModel(data, size);
   }
+  if (!valid) return py::none();
   py::list features;
   for (const auto& f : view.features) {
     features.append(py::make_tuple(lenientStr(f.name), f.offset, f.count, f.finite));
