@@ -1,5 +1,6 @@
 """Server process application: start-up sequence, HTTP site, signals, graceful stop, summaries and checkpoints."""
 import asyncio
+import gc
 import os
 import signal
 import threading
@@ -10,7 +11,7 @@ from redis.exceptions import RedisError
 
 from mindspore_federated import errors
 from mindspore_federated.log import apply_config, get_logger, set_node
-from mindspore_federated.server.http_app import build_app
+from mindspore_federated.server.http_app import READ_BUFSIZE, build_app
 from mindspore_federated.server.model import Model, ModelSpec
 from mindspore_federated.server.node import ServerNode
 from mindspore_federated.server.peers import ALLREDUCE_TIMEOUT_S, Peers, max_frame_bytes
@@ -204,7 +205,7 @@ class ServerApp:
         max_body = max(16 << 20, 2 * spec.total_size() * 4 + (1 << 20))
         app = build_app(node, self.cfg.get("client.http_url_prefix", ""), max_body,
                         int(self.cfg.get("client.max_concurrent_uploads", 8)))
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, read_bufsize=READ_BUFSIZE)
         await runner.setup()
         host, port = split_address(self.http_address)
         site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
@@ -227,6 +228,10 @@ class ServerApp:
                                 "http": self.http_address, "instance": node.inst, "iteration": node.iteration})
 
     def _ready(self, node):
+        # What start-up allocated (modules, the model, cached replies) lives as long as the server: keep it
+        # out of every later garbage collection, which then only scans per-request objects.
+        gc.collect()
+        gc.freeze()
         print(f"READY server http={self.http_address} tcp={node.tcp_address} node={node.node_id}", flush=True)
         logger.info("server started: fl_name=%s instance=%s iteration=%s", self.cfg.fl_name, node.inst,
                     node.iteration)
