@@ -1,4 +1,9 @@
-"""Flatbuffers replies of the device API, built with the generated tables (cached by the caller)."""
+"""Flatbuffers replies of the device API, built with the generated tables. Replies that carry a model are
+cached by the caller (server/node.py); the small ones (every error reply) are memoised here, since building
+one with the Python flatbuffers builder costs tens of microseconds and a flood of bad requests repeats the
+same few."""
+import functools
+
 import flatbuffers
 import numpy as np
 
@@ -107,8 +112,27 @@ def _fl_plan(b, plan):
     return FLPlan.End(b)
 
 
+SMALL_REPLY_CACHE = 1024
+
+
+def _small(build):
+    """Memoises a builder of payload-free replies (all arguments hashable; the bytes are immutable)."""
+    return functools.lru_cache(maxsize=SMALL_REPLY_CACHE)(build)
+
+
 def fl_job(retcode, reason, iteration, next_req_time, plan=None, model=None, names=(), compress=None):
     """ResponseFLJob; `plan` (dict of hyper-params + fl_name/server_mode) and `model` only on success."""
+    if plan is None and model is None:
+        return _small_fl_job(retcode, reason, iteration, str(next_req_time))
+    return _fl_job(retcode, reason, iteration, next_req_time, plan, model, names, compress)
+
+
+@_small
+def _small_fl_job(retcode, reason, iteration, next_req_time):
+    return _fl_job(retcode, reason, iteration, next_req_time)
+
+
+def _fl_job(retcode, reason, iteration, next_req_time, plan=None, model=None, names=(), compress=None):
     b = _builder(model.nbytes() if model is not None else 0)
     fm = cfm = plan_off = None
     if model is not None:
@@ -141,6 +165,11 @@ def fl_job(retcode, reason, iteration, next_req_time, plan=None, model=None, nam
 
 def update_model(retcode, reason, next_req_time=""):
     """ResponseUpdateModel."""
+    return _update_model(retcode, reason, str(next_req_time))
+
+
+@_small
+def _update_model(retcode, reason, next_req_time):
     b = _builder()
     reason_off = b.CreateString(reason)
     next_off = b.CreateString(str(next_req_time))
@@ -154,6 +183,17 @@ def update_model(retcode, reason, next_req_time=""):
 
 def get_model(retcode, reason, iteration, timestamp="", model=None, names=(), compress=None):
     """ResponseGetModel; `timestamp` carries next_req_time as in the reference."""
+    if model is None:
+        return _small_get_model(retcode, reason, iteration, str(timestamp))
+    return _get_model(retcode, reason, iteration, timestamp, model, names, compress)
+
+
+@_small
+def _small_get_model(retcode, reason, iteration, timestamp):
+    return _get_model(retcode, reason, iteration, timestamp)
+
+
+def _get_model(retcode, reason, iteration, timestamp="", model=None, names=(), compress=None):
     b = _builder(model.nbytes() if model is not None else 0)
     fm = cfm = None
     if model is not None:
@@ -179,6 +219,17 @@ def get_model(retcode, reason, iteration, timestamp="", model=None, names=(), co
 
 def pull_weight(retcode, reason, iteration, model=None, names=()):
     """ResponsePullWeight."""
+    if model is None:
+        return _small_pull_weight(retcode, reason, iteration)
+    return _pull_weight(retcode, reason, iteration, model, names)
+
+
+@_small
+def _small_pull_weight(retcode, reason, iteration):
+    return _pull_weight(retcode, reason, iteration)
+
+
+def _pull_weight(retcode, reason, iteration, model=None, names=()):
     b = _builder(model.nbytes() if model is not None else 0)
     fm = _feature_vector(b, model, names, ResponsePullWeight.StartFeatureMapVector) if model else None
     reason_off = b.CreateString(reason)
@@ -192,6 +243,7 @@ def pull_weight(retcode, reason, iteration, model=None, names=()):
     return bytes(b.Output())
 
 
+@_small
 def push_weight(retcode, reason, iteration):
     """ResponsePushWeight."""
     b = _builder()
@@ -204,6 +256,7 @@ def push_weight(retcode, reason, iteration):
     return bytes(b.Output())
 
 
+@_small
 def push_metrics(retcode):
     """ResponsePushMetrics."""
     b = _builder()

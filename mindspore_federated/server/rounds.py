@@ -48,7 +48,9 @@ class Rounds:
         req = RequestFLJob.RequestFLJob.GetRootAs(body, 0)
         fl_id, ts = _str(req.FlId()), _str(req.Timestamp())
         if not fl_id or req.FlName() is None or ts is None:
-            return replies.fl_job(REQUEST_ERROR, errors.FLJOB_VERIFY, node.iteration, node.next_req_time())
+            # spec §3.1/§3.7: the field-presence failure is answered with the reason as plain text
+            stats.start_total += 1
+            return errors.FLJOB_VERIFY.encode()
         data_size = req.DataSize()
         local_error = 1 if data_size < 1 else 2 if data_size > MAX_DATA_SIZE else 0
         meta = json.dumps({"data_size": data_size, "now_time": now_ms(), "eval_data_size": req.EvalDataSize()})
@@ -56,7 +58,7 @@ class Rounds:
         result = await node.state.start_fl_job(node.inst, iteration, node.threshold_start, fl_id, meta, now_ms(),
                                                local_error)
         code = node.check_script_result(result)
-        stats.start_total += 1
+        stats.start_total += 1  # every reply of the round counts in "total" (spec §8.2), accepted or not
         if code == 1:
             return self._fl_job_reject(errors.FLJOB_THRESHOLD)
         if code == 3:
@@ -95,12 +97,12 @@ class Rounds:
 
     async def update_model(self, body):
         """Returns None when the body is not a valid RequestUpdateModel (verified and read in one C++ pass)."""
+        node, stats = self.node, self.node.stats
         parsed = _core.read_update_model(body)
+        stats.update_total += 1  # every reply of the round counts in "total" (spec §8.2), accepted or not
         if parsed is None:
             return None
-        node, stats = self.node, self.node.stats
         fields_ok, fl_id, req_iteration, loss, accuracy, _sign, spans = parsed
-        stats.update_total += 1
         if not fields_ok:
             return replies.update_model(REQUEST_ERROR, errors.UPDATE_VERIFY, node.next_req_time())
         local_error, missing, arrays = self._check_features(body, spans)

@@ -1,5 +1,6 @@
 """Per-iteration statistics of one server, and the cluster summary files: metrics.json and event.txt."""
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, fields
@@ -69,6 +70,8 @@ def metrics_line(stats, *, fl_name, instance, status_name, fl_iteration_num, ite
     else:
         loss = stats.loss_sum / stats.loss_weight if stats.loss_weight else 0.0
         auc = stats.acc_sum / stats.acc_weight if stats.acc_weight else 0.0
+    # JSON has no NaN/Infinity: an iteration without pushed metrics (hybrid) reports 0, like FL without updates
+    loss, auc = (float(v) if math.isfinite(v) else 0.0 for v in (loss, auc))
     visited = {
         "startFLJobTotalClientNum": stats.start_total, "startFLJobAcceptClientNum": stats.start_accept,
         "startFLJobRejectClientNum": stats.start_total - stats.start_accept,

@@ -1,18 +1,22 @@
-"""Federated rounds on a real server process: FedAvg, validation paths, windows, Finish, checkpoints, metrics."""
+"""Federated rounds on a real server process: FedAvg, every validation path of startFLJob/updateModel/getModel
+with its exact retcode and reason (spec §3.7), Finish, checkpoints, graceful stop."""
 import json
 import os
 import signal
 import time
 
+import flatbuffers
 import numpy as np
 import pytest
 
 from mindspore_federated.client import messages as m
+from mindspore_federated.schema.fbs import FeatureMap, RequestFLJob, RequestUpdateModel
 from tests.utils.cluster import post, start_server, write_yaml
 from tests.utils.wait import wait_for
 
 ENTRY = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "server_entry.py"),)
 SUCCEED, SUC_NOT_READY, OUT_OF_TIME, REQUEST_ERROR = 200, 201, 300, 400
+FINISHED = b"The server's training job is disabled or finished."
 
 
 def start_job(address, fl_name, fl_id, iteration=1, data_size=10):
@@ -37,6 +41,75 @@ def get_model(address, fl_name, iteration):
 def wait_model(address, fl_name, iteration, timeout=10.0):
     return wait_for(lambda: (r := get_model(address, fl_name, iteration)).retcode == SUCCEED and r,
                     timeout, what=f"model of iteration {iteration}")
+
+
+# ---- request bodies the SDK never sends: fields left out ------------------------------------------------
+
+def _string(b, value):
+    return None if value is None else b.CreateString(value)
+
+
+def fl_job_body(fl_name="fz", fl_id="fzA", data_size=0, timestamp="1700000000000", iteration=1, ident=False,
+                types=()):
+    """A RequestFLJob; any string field given as None is left out."""
+    b = flatbuffers.Builder(256)
+    name, fid, ts = _string(b, fl_name), _string(b, fl_id), _string(b, timestamp)
+    vec = None
+    if types:
+        RequestFLJob.StartDownloadCompressTypesVector(b, len(types))
+        for t in reversed(types):
+            b.PrependInt8(t)
+        vec = b.EndVector()
+    RequestFLJob.Start(b)
+    for off, add in ((name, RequestFLJob.AddFlName), (fid, RequestFLJob.AddFlId),
+                     (ts, RequestFLJob.AddTimestamp), (vec, RequestFLJob.AddDownloadCompressTypes)):
+        if off is not None:
+            add(b, off)
+    RequestFLJob.AddIteration(b, iteration)
+    RequestFLJob.AddDataSize(b, data_size)
+    b.Finish(RequestFLJob.End(b), b"FLJ0" if ident else None)
+    return bytes(b.Output())
+
+
+def update_body(fl_id="fzUnstarted", features=None, loss=0.5, accuracy=0.5, timestamp="1700000000000",
+                iteration=1, drop_name=False, drop_data=False, ident=False):
+    """A RequestUpdateModel; fl_id/timestamp None are left out, and the first feature entry may lack its name
+    (`drop_name`) or the last one its data (`drop_data`)."""
+    features = {"w1": np.ones(6, np.float32), "b1": np.ones(3, np.float32)} if features is None else features
+    b = flatbuffers.Builder(1024)
+    tables = []
+    for i, (name, arr) in enumerate(features.items()):
+        fname = b.CreateString(name)
+        data = b.CreateNumpyVector(np.asarray(arr, np.float32))
+        FeatureMap.Start(b)
+        if not (drop_name and i == 0):
+            FeatureMap.AddWeightFullname(b, fname)
+        if not (drop_data and i == len(features) - 1):
+            FeatureMap.AddData(b, data)
+        tables.append(FeatureMap.End(b))
+    RequestUpdateModel.StartFeatureMapVector(b, len(tables))
+    for off in reversed(tables):
+        b.PrependUOffsetTRelative(off)
+    fm = b.EndVector()
+    fid, ts, name = _string(b, fl_id), _string(b, timestamp), b.CreateString("fz")
+    RequestUpdateModel.Start(b)
+    RequestUpdateModel.AddFlName(b, name)
+    if fid is not None:
+        RequestUpdateModel.AddFlId(b, fid)
+    if ts is not None:
+        RequestUpdateModel.AddTimestamp(b, ts)
+    RequestUpdateModel.AddIteration(b, iteration)
+    RequestUpdateModel.AddFeatureMap(b, fm)
+    RequestUpdateModel.AddUploadLoss(b, loss)
+    RequestUpdateModel.AddUploadAccuracy(b, accuracy)
+    b.Finish(RequestUpdateModel.End(b), b"FLJ0" if ident else None)
+    return bytes(b.Output())
+
+
+def post_update_body(address, body):
+    status, reply = post(address, "updateModel", body)
+    assert status == 200
+    return m.parse_update_model(reply)
 
 
 @pytest.fixture
@@ -72,7 +145,8 @@ def test_fedavg_exact_over_iterations_with_passthrough(small_server, fl_name):
             np.testing.assert_allclose(g.features[name], expect, rtol=1e-6)
         np.testing.assert_array_equal(g.features["frozen"], np.full(4, 7.0, np.float32))
     metrics = workdir / "metrics.json"
-    wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) == 3, 5, what="3 metrics lines")
+    wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) == 3, 5,
+             what="3 metrics lines")
     lines = [json.loads(x) for x in metrics.read_text().splitlines()]
     assert [x["currentIteration"] for x in lines] == [1, 2, 3]
     assert all(x["iterationResult"] == "success" for x in lines)
@@ -81,86 +155,178 @@ def test_fedavg_exact_over_iterations_with_passthrough(small_server, fl_name):
     assert lines[0]["clientVisitedInfo"]["updateModelAcceptClientNum"] == 3
     assert lines[-1]["instanceStatus"] == "finish"
     # Finish: only getModel is served; it returns the final model
-    status, body = post(address, "startFLJob", m.build_start_fl_job(fl_name, "late", 4, 1))
-    assert body == b"The server's training job is disabled or finished."
-    assert get_model(address, fl_name, 3).retcode == SUCCEED
+    assert post(address, "startFLJob", m.build_start_fl_job(fl_name, "late", 4, 1)) == (200, FINISHED)
+    # the devices of the last iteration cannot update any more either, and no hybrid round is served
+    for iteration in (3, 4):
+        body = m.build_update_model(fl_name, "dev0", iteration, uploads[0])
+        assert post(address, "updateModel", body) == (200, FINISHED)
+    assert post(address, "pushMetrics", m.build_push_metrics(0.5, 0.5)) == (200, FINISHED)
+    final = get_model(address, fl_name, 3)
+    assert (final.retcode, final.reason, final.iteration) == (SUCCEED, "Get model for iteration 4", 4)
+    for name in ("w1", "b1", "frozen"):
+        np.testing.assert_array_equal(final.features[name], g.features[name])
     proc.wait_line("CALLBACK iteration_end 3 valid=True")
     assert len(list((workdir / "fl_ckpt").glob("*.ckpt"))) == 3
 
 
 def test_start_fl_job_validation(small_server, fl_name):
+    """Spec §3.7 startFLJob, in the reference's order: schema, field presence (plain text), threshold, data
+    size, device metadata; fl_name and iteration values are not checked."""
     _, address, _ = small_server
-    assert start_job(address, fl_name, "a", data_size=0).reason == "FL job data size is not enough."
-    assert start_job(address, fl_name, "a", data_size=70000).reason == "FL job data size is too large."
-    assert start_job(address, fl_name, "a").retcode == SUCCEED
-    r = start_job(address, fl_name, "a")
-    assert (r.retcode, r.reason) == (OUT_OF_TIME, "Updating device metadata failed for fl id a")
-    assert start_job(address, fl_name, "b").retcode == SUCCEED
-    assert start_job(address, fl_name, "c").retcode == SUCCEED
-    r = start_job(address, fl_name, "d")
-    assert (r.retcode, r.reason) == (OUT_OF_TIME, "Current amount for startFLJob has reached the threshold. "
-                                                  "Please startFLJob later.")
-    assert r.next_req_time > time.time() * 1000
     status, body = post(address, "startFLJob", b"\x00" * 64)
     r = m.parse_start_fl_job(body)
-    assert (r.retcode, r.reason) == (REQUEST_ERROR, "The schema of RequestFLJob is invalid.")
+    assert (status, r.retcode, r.reason, r.iteration, r.is_selected) == (
+        200, REQUEST_ERROR, "The schema of RequestFLJob is invalid.", 1, False)
+    for missing in ("fl_id", "fl_name", "timestamp"):
+        fields = {"fl_name": fl_name, "fl_id": "a", "timestamp": "1700000000000", missing: None}
+        assert post(address, "startFLJob", fl_job_body(data_size=5, **fields)) == (
+            200, b"Verify flatbuffers schema failed for RequestFLJob."), missing
+    for data_size, reason in ((0, "FL job data size is not enough."), (-1, "FL job data size is not enough."),
+                              (65536, "FL job data size is too large.")):
+        r = start_job(address, fl_name, "a", data_size=data_size)
+        assert (r.retcode, r.reason, r.iteration, r.is_selected) == (OUT_OF_TIME, reason, 1, False)
+    before = int(time.time() * 1000)
+    r = start_job(address, fl_name, "a", data_size=65535)
+    after = int(time.time() * 1000)
+    assert (r.retcode, r.reason, r.iteration, r.is_selected) == (SUCCEED, "success", 1, True)
+    # next_req_time = first startFLJob of the iteration + start_fl_job_time_window + update_model_time_window
+    next_time = r.next_req_time
+    assert before + 60000 <= next_time <= after + 60000
+    plan = r.fl_plan
+    assert (plan.fl_name, plan.server_mode, plan.iterations, plan.epochs, plan.mini_batch) == (
+        fl_name, "FEDERATED_LEARNING", 3, 1, 16)
+    assert plan.lr == pytest.approx(0.01) and plan.encrypt_type == "NOT_ENCRYPT"
+    assert list(r.features) == ["b1", "frozen", "w1"]  # the model of iteration 0, sorted by name
+    np.testing.assert_array_equal(r.features["w1"], np.arange(6, dtype=np.float32))
+    # the fl_name value and the iteration are not checked; the FLJ0 file identifier is optional
+    status, body = post(address, "startFLJob", fl_job_body("another job", "b", data_size=1, iteration=42,
+                                                           ident=True))
+    r = m.parse_start_fl_job(body)
+    assert (r.retcode, r.iteration, r.next_req_time) == (SUCCEED, 1, next_time)
+    r = start_job(address, fl_name, "a")
+    assert (r.retcode, r.reason, r.next_req_time) == (
+        OUT_OF_TIME, "Updating device metadata failed for fl id a", next_time)
+    assert start_job(address, fl_name, "c").retcode == SUCCEED
+    # the threshold is checked before the data size and the device metadata ...
+    for fl_id, data_size in (("d", 5), ("d", 0), ("a", 5)):
+        r = start_job(address, fl_name, fl_id, data_size=data_size)
+        assert (r.retcode, r.reason, r.iteration, r.is_selected, r.next_req_time) == (
+            OUT_OF_TIME, "Current amount for startFLJob has reached the threshold. Please startFLJob later.",
+            1, False, next_time)
+    # ... and after the schema and the fields
+    assert post(address, "startFLJob", fl_job_body(fl_name, None, data_size=5)) == (
+        200, b"Verify flatbuffers schema failed for RequestFLJob.")
+    assert m.parse_start_fl_job(post(address, "startFLJob", b"\x01" * 8)[1]).retcode == REQUEST_ERROR
 
 
 def test_update_model_validation(small_server, fl_name):
+    """Spec §3.7 updateModel, in the reference's order: schema, fields, device metadata, iteration, features,
+    missing/empty weights, duplicate."""
     _, address, _ = small_server
+    nan, inf = float("nan"), float("inf")
     good = {"w1": np.ones(6, np.float32), "b1": np.ones(3, np.float32)}
-    r = update(address, fl_name, "x", 1, good)
-    assert (r.retcode, r.reason) == (OUT_OF_TIME, "devices_meta for x is not set. Please retry later.")
-    start_job(address, fl_name, "x")
-    r = update(address, fl_name, "x", 7, good)
-    assert r.retcode == OUT_OF_TIME and r.reason.startswith(
-        "UpdateModel iteration number is invalid:7, current iteration:1, Retry later at time: ")
-    assert r.reason.endswith("fl id is x")
-    bad_size = {"w1": np.ones(5, np.float32), "b1": np.ones(3, np.float32)}
-    r = update(address, fl_name, "x", 1, bad_size)
-    assert r.retcode == REQUEST_ERROR and r.reason.startswith("Verify model feature map failed, retry later at time:")
-    nan = {"w1": np.full(6, np.nan, np.float32), "b1": np.ones(3, np.float32)}
-    assert update(address, fl_name, "x", 1, nan).retcode == REQUEST_ERROR
-    unknown = {"zz": np.ones(6, np.float32)}
-    assert update(address, fl_name, "x", 1, unknown).retcode == REQUEST_ERROR
+    r = post_update_body(address, b"garbage-garbage-garbage")
+    assert (r.retcode, r.reason) == (REQUEST_ERROR, "The schema of RequestUpdateModel is invalid.")
+    # field checks come first, even for a device that never started
+    for kwargs in ({"fl_id": None}, {"fl_id": ""}, {"timestamp": None}, {"loss": nan}, {"loss": -inf},
+                   {"accuracy": inf}, {"accuracy": nan}, {"drop_name": True}, {"drop_data": True}):
+        r = post_update_body(address, update_body(fl_id=kwargs.pop("fl_id", "x"), **kwargs))
+        assert (r.retcode, r.reason) == (
+            REQUEST_ERROR, "Verify flatbuffers schema failed for RequestUpdateModel."), kwargs
+    # no device metadata: checked before the iteration and the features
+    for iteration, feats in ((1, good), (7, {"zz": np.full(2, nan, np.float32)})):
+        r = update(address, fl_name, "x", iteration, feats)
+        assert (r.retcode, r.reason) == (OUT_OF_TIME, "devices_meta for x is not set. Please retry later.")
+    t = start_job(address, fl_name, "x").next_req_time
+    for iteration in (7, 0):  # the iteration is checked before the features
+        r = update(address, fl_name, "x", iteration, good if iteration else {"zz": np.ones(1, np.float32)})
+        assert (r.retcode, r.reason, r.next_req_time) == (
+            OUT_OF_TIME, f"UpdateModel iteration number is invalid:{iteration}, current iteration:1, "
+                         f"Retry later at time: {t}, fl id is x", t)
+    bad_features = {
+        "size": {"w1": np.ones(5, np.float32), "b1": np.ones(3, np.float32)},
+        "NaN": {"w1": np.array([1, 1, np.nan, 1, 1, 1], np.float32), "b1": np.ones(3, np.float32)},
+        "Inf": {"w1": np.ones(6, np.float32), "b1": np.array([1, np.inf, 1], np.float32)},
+        "-Inf": {"w1": np.full(6, -np.inf, np.float32), "b1": np.ones(3, np.float32)},
+        "unknown name": {**good, "zz": np.ones(6, np.float32)},
+        "only an unknown name": {"zz": np.ones(6, np.float32)},
+        "require_aggr=False weight of the wrong size": {**good, "frozen": np.ones(3, np.float32)},
+    }
+    for what, feats in bad_features.items():
+        r = update(address, fl_name, "x", 1, feats)
+        assert (r.retcode, r.reason, r.next_req_time) == (
+            REQUEST_ERROR, f"Verify model feature map failed, retry later at time: {t}", t), what
     r = update(address, fl_name, "x", 1, {"w1": np.ones(6, np.float32)})
     assert (r.retcode, r.reason) == (REQUEST_ERROR, "The updated weight of parameter b1 is missing, fl id: x")
     r = update(address, fl_name, "x", 1, {})
     assert (r.retcode, r.reason) == (REQUEST_ERROR, "Feature map is empty for fl id x")
-    assert update(address, fl_name, "x", 1, good).retcode == SUCCEED
+    r = update(address, fl_name, "x", 1, good)  # a require_aggr=False weight may be left out
+    assert (r.retcode, r.reason, r.next_req_time) == (SUCCEED, "success not ready", t)
     r = update(address, fl_name, "x", 1, good)
-    assert (r.retcode, r.reason) == (OUT_OF_TIME, "Updating metadata of UpdateModelClientList failed for fl id x")
-    status, body = post(address, "updateModel", b"garbage-garbage-garbage")
-    r = m.parse_update_model(body)
-    assert (r.retcode, r.reason) == (REQUEST_ERROR, "The schema of RequestUpdateModel is invalid.")
+    assert (r.retcode, r.reason, r.next_req_time) == (
+        OUT_OF_TIME, "Updating metadata of UpdateModelClientList failed for fl id x", t)
 
 
-def test_get_model_and_plain_text_replies(small_server, fl_name):
+def test_update_model_count_already_enough(tmp_path, redis_server, fl_name, procs):
+    """U = ceil(3 * 0.5) = 2. Server B accepts one update and is then paused (SIGSTOP); server A accepts the
+    second, which reaches U, so A's aggregation waits for B in the all-reduce: meanwhile a third update of
+    the same iteration is refused. Once B resumes, the iteration ends with the FedAvg of the two updates."""
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name,
+                           round={"start_fl_job_threshold": 3, "update_model_ratio": 0.5})
+    _, a = start_server(procs, yaml_path, tmp_path / "a", name="serverA", entry=ENTRY)
+    proc_b, b = start_server(procs, yaml_path, tmp_path / "b", name="serverB", entry=ENTRY)
+    sizes = {"da": 2, "db": 6, "dc": 1}
+    rng = np.random.default_rng(4)
+    uploads = {d: {"w1": rng.standard_normal(6).astype(np.float32) * n,
+                   "b1": rng.standard_normal(3).astype(np.float32) * n} for d, n in sizes.items()}
+    next_times = {start_job(a, fl_name, d, 1, n).next_req_time for d, n in sizes.items()}
+    assert len(next_times) == 1
+    assert update(b, fl_name, "da", 1, uploads["da"]).retcode == SUCCEED
+    proc_b.send(signal.SIGSTOP)
+    try:
+        assert update(a, fl_name, "db", 1, uploads["db"]).retcode == SUCCEED
+        r = update(a, fl_name, "dc", 1, uploads["dc"])
+        assert (r.retcode, r.reason, r.next_req_time) == (
+            OUT_OF_TIME, "Current amount for updateModel is enough. Please retry later.", next_times.pop())
+        assert get_model(a, fl_name, 1).retcode == SUC_NOT_READY  # the aggregation is waiting for B
+    finally:
+        proc_b.send(signal.SIGCONT)
+    for address in (a, b):
+        g = wait_model(address, fl_name, 1)
+        for name in ("w1", "b1"):
+            expect = (uploads["da"][name] + uploads["db"][name]) / np.float32(8)
+            np.testing.assert_allclose(g.features[name], expect, rtol=1e-6)
+
+
+def test_get_model_validation(small_server, fl_name):
+    """Spec §3.7 getModel: schema, not-ready with next_req_time in `timestamp`, and SUCCEED with the current
+    iteration and the requested (or else the newest) model; fl_name is not checked."""
     _, address, _ = small_server
+    now = time.time() * 1000
     g = get_model(address, fl_name, 1)
-    assert g.retcode == SUC_NOT_READY and g.reason.startswith("The model is not ready yet for iteration 1.")
-    g = get_model(address, fl_name, 0)
-    assert (g.retcode, g.iteration) == (SUCCEED, 1)
-    np.testing.assert_array_equal(g.features["w1"], np.arange(6, dtype=np.float32))
+    not_ready = ("The model is not ready yet for iteration 1. Maybe this is because\n"
+                 "1. Client doesn't send enough update model request.\n"
+                 "2. Worker has not push all the weights to servers.")
+    assert (g.retcode, g.reason, g.iteration) == (SUC_NOT_READY, not_ready, 1)
+    assert g.next_req_time > now
+    status, body = post(address, "getModel", b"\x01" * 40)
+    g = m.parse_get_model(body)
+    assert (status, g.retcode, g.reason, g.iteration) == (
+        200, REQUEST_ERROR, "The schema of RequestGetModel is invalid.", 1)
+    initial = {"w1": np.arange(6, dtype=np.float32), "b1": np.zeros(3, np.float32), "frozen": np.full(4, 7.0)}
+    for requested in (0, 57, -3):
+        status, body = post(address, "getModel", m.build_get_model("not checked", requested,
+                                                                   download_compress_types=(2,)))
+        g = m.parse_get_model(body)
+        assert (g.retcode, g.reason, g.iteration) == (SUCCEED, "Get model for iteration 1", 1), requested
+        assert g.compressed_features == {}  # QUANT is only used when the server is configured for it
+        for name, value in initial.items():
+            np.testing.assert_array_equal(g.features[name], value.astype(np.float32))
+    t = start_job(address, fl_name, "a").next_req_time
+    g = get_model(address, fl_name, 1)
+    assert (g.retcode, g.reason, g.next_req_time) == (SUC_NOT_READY, not_ready, t)
     status, body = post(address, "getModel", b"")
     assert status == 500 and json.loads(body) == {"error_message": "Get post message failed", "code": "1"}
-
-
-def test_window_expiry_fails_iteration_and_advances(tmp_path, redis_server, fl_name, procs):
-    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name,
-                           round={"start_fl_job_threshold": 2, "start_fl_job_time_window": 400,
-                                  "update_model_time_window": 400})
-    proc, address = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY)
-    assert start_job(address, fl_name, "only").retcode == SUCCEED
-    g = wait_for(lambda: (r := get_model(address, fl_name, 1)).retcode == SUCCEED and r, 5, what="iteration 2")
-    assert g.iteration == 2
-    np.testing.assert_array_equal(g.features["w1"], np.arange(6, dtype=np.float32))  # model unchanged
-    metrics = tmp_path / "srv" / "metrics.json"
-    wait_for(lambda: metrics.exists() and metrics.read_text().strip(), 5, what="metrics line")
-    line = json.loads(metrics.read_text().splitlines()[0])
-    assert line["iterationResult"] == "fail"
-    r = start_job(address, fl_name, "only", iteration=2)
-    assert (r.retcode, r.iteration) == (SUCCEED, 2)
 
 
 def test_checkpoint_restart_resumes_next_iteration(tmp_path, redis_server, fl_name, procs):
@@ -196,3 +362,18 @@ def test_sigterm_deregisters_and_exits_zero(tmp_path, redis_server, fl_name, pro
     assert time.monotonic() - t0 < 5
     assert client.hlen(f"ms_fl:{fl_name}:{inst}:server:Hash") == 0
     client.close()
+
+
+@pytest.mark.xfail(strict=True, reason="server/node.py: a HYBRID_TRAINING iteration ended by pushMetrics "
+                                       "without a pushWeight stores no model for it, so the server stays in "
+                                       "safe mode (it keeps asking absent peers for the model)")
+def test_hybrid_iteration_without_push_weight_is_followed_by_the_next(tmp_path, redis_server, fl_name, procs):
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, server_mode="HYBRID_TRAINING",
+                           round={"start_fl_job_threshold": 2})
+    proc, address = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY)
+    status, body = post(address, "pushMetrics", m.build_push_metrics(0.5, 0.5))
+    assert m.parse_push_metrics(body).retcode == SUCCEED
+    proc.wait_line("CALLBACK iteration_end 1 valid=True", timeout=10)
+    r = wait_for(lambda: (x := start_job(address, fl_name, "d", 2, 1)) and hasattr(x, "retcode") and x, 3,
+                 what="startFLJob served in iteration 2")
+    assert (r.retcode, r.iteration) == (SUCCEED, 2)
