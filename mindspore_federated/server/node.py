@@ -236,7 +236,10 @@ class ServerNode:
     async def on_push_metrics(self, loss, accuracy):
         self.stats.pushed_loss, self.stats.pushed_accuracy = float(loss), float(accuracy)
         if self.cfg.server_mode == "HYBRID_TRAINING":
-            await self.finish(self.iteration, True, errors.ITER_METRICS)
+            iteration = self.iteration
+            # No pushWeight this iteration: its model is the one it started from (what peers fetch, too).
+            self._aggregated.setdefault(iteration, self._model_for(iteration - 1))
+            await self.finish(iteration, True, errors.ITER_METRICS)
 
     # ---- aggregation and iteration end --------------------------------------------------------------
     async def aggregate(self, iteration):

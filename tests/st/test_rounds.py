@@ -364,9 +364,6 @@ def test_sigterm_deregisters_and_exits_zero(tmp_path, redis_server, fl_name, pro
     client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="server/node.py: a HYBRID_TRAINING iteration ended by pushMetrics "
-                                       "without a pushWeight stores no model for it, so the server stays in "
-                                       "safe mode (it keeps asking absent peers for the model)")
 def test_hybrid_iteration_without_push_weight_is_followed_by_the_next(tmp_path, redis_server, fl_name, procs):
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, server_mode="HYBRID_TRAINING",
                            round={"start_fl_job_threshold": 2})
