@@ -15,7 +15,8 @@ from mindspore_federated.server.http_app import READ_BUFSIZE, build_app
 from mindspore_federated.server.model import Model, ModelSpec
 from mindspore_federated.server.node import ServerNode
 from mindspore_federated.server.peers import ALLREDUCE_TIMEOUT_S, Peers, max_frame_bytes
-from mindspore_federated.server.summary import IterationStats, append_failure_event, append_json_line, metrics_line
+from mindspore_federated.server.summary import (IterationStats, append_failure_event, append_json_line, ensure_file,
+                                                metrics_line)
 from mindspore_federated.state.keys import METRICS_STATE_NAMES
 from mindspore_federated.state.pipelined import HAVE_HIREDIS, PipelinedRedis
 from mindspore_federated.state.server_state import ServerState, make_client
@@ -228,6 +229,7 @@ class ServerApp:
                                 "http": self.http_address, "instance": node.inst, "iteration": node.iteration})
 
     def _ready(self, node):
+        ensure_file(self.cfg["summary.failure_event_file"])  # the reference creates it (and its folder) at start
         # What start-up allocated (modules, the model, cached replies) lives as long as the server: keep it
         # out of every later garbage collection, which then only scans per-request objects.
         gc.collect()
@@ -286,7 +288,12 @@ class ServerApp:
         inst = node.inst
         try:
             await node.state.put_summary(inst, iteration, node.node_id, stats.to_dict())
+            # Every server counts every iteration's result, so the counters agree across the cluster; each one
+            # resets at the limit, and only the server that writes this iteration's summary writes the event.
             self._failures = 0 if success else self._failures + 1
+            failure_event = self._failures >= int(self.cfg.get("summary.continuous_failure_times", 10))
+            if failure_event:
+                self._failures = 0
             if node.leaving and set(await node.state.live_servers(inst)) - {node.node_id}:
                 return  # a staying server writes the metrics line (this one may be gone before it is done)
             if not await node.state.take_summary_lock(inst, iteration, node.node_id):
@@ -298,7 +305,9 @@ class ServerApp:
                                 fl_iteration_num=node.fl_iteration_num, iteration=iteration, success=success,
                                 end_ms=time.time() * 1000, hybrid=self.cfg.server_mode == "HYBRID_TRAINING")
             append_json_line(self.cfg["summary.metrics_file"], line)
-            self._maybe_failure_event(node)
+            if failure_event:
+                append_failure_event(self.cfg["summary.failure_event_file"], node.tcp_address,
+                                     int(self.cfg.get("summary.continuous_failure_times", 10)))
             await self._checkpoint_and_callback(node, inst, iteration, success, reason)
             await node.state.release_summary_lock(inst, iteration)
         except RedisError as exc:
@@ -312,12 +321,6 @@ class ServerApp:
             if live <= set(summaries) or time.monotonic() > deadline:
                 return summaries
             await asyncio.sleep(0.05)
-
-    def _maybe_failure_event(self, node):
-        limit = int(self.cfg.get("summary.continuous_failure_times", 10))
-        if self._failures >= limit:
-            append_failure_event(self.cfg["summary.failure_event_file"], node.tcp_address, self._failures)
-            self._failures = 0
 
     async def _checkpoint_and_callback(self, node, inst, iteration, success, reason):
         model = node.store.get(iteration)

@@ -99,6 +99,13 @@ def append_json_line(path, obj):
         f.write(json.dumps(obj, sort_keys=True) + "\n")
 
 
+def ensure_file(path):
+    """Creates `path` (and its folder) if missing, leaving an existing file untouched."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a", encoding="utf-8"):
+        pass
+
+
 def append_failure_event(path, tcp_address, failures):
     """event.txt line after `failures` consecutive failed iterations."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

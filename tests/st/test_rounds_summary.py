@@ -112,12 +112,13 @@ def test_event_file_after_continuous_failures(tmp_path, redis_server, fl_name, p
     proc, address = start_server(procs, yaml_path, workdir, entry=ENTRY)
     tcp = re.search(r"tcp=(\S+)", proc.wait_ready()).group(1)
     event_file = workdir / "events" / "event.txt"
+    assert event_file.read_text() == ""   # created (with its folder) when the server starts
     bounds = []
     for it in (1, 2, 3, 4):  # one device per iteration: each startFLJob window expires
         assert start_job(address, fl_name, f"lonely{it}", it, 1).retcode == SUCCEED
         assert wait_callback(proc, it)["valid"] is False
         bounds.append(now_ms())
-        lines = event_file.read_text().splitlines() if event_file.exists() else []
+        lines = event_file.read_text().splitlines()
         assert len(lines) == it // 2, (it, lines)  # a line after the 2nd failure in a row, the counter resets
     pattern = re.compile(rf"nodeRole:SERVER,{re.escape(tcp)},currentTime:(?P<t>[0-9: .-]+),"
                          r"event:Iteration failed 2 times continuously;")
@@ -127,6 +128,27 @@ def test_event_file_after_continuous_failures(tmp_path, redis_server, fl_name, p
         assert low - 1000 <= parse_local_ms(match.group("t")) <= high
     results = [json.loads(x)["iterationResult"] for x in metric_lines(workdir / "metrics.json", 4)]
     assert results == ["fail"] * 4
+
+
+def test_two_servers_agree_on_continuous_failures(tmp_path, redis_server, fl_name, procs):
+    """Whichever server writes an iteration's summary, the cluster writes one event per 2 failures in a row."""
+    events = tmp_path / "shared" / "event.txt"
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, fl_iteration_num=10,
+                           round={"start_fl_job_threshold": 2, "start_fl_job_time_window": 300},
+                           summary={"continuous_failure_times": 2, "failure_event_file": str(events),
+                                    "metrics_file": str(tmp_path / "shared" / "metrics.json")})
+    (_, a), (_, b) = [start_server(procs, yaml_path, tmp_path / f"srv{i}", name=f"server{i}", entry=ENTRY)
+                      for i in range(2)]
+    for it in range(1, 7):  # one device per iteration, on alternating servers: every iteration fails
+        assert start_job(a if it % 2 else b, fl_name, f"lonely{it}", it, 1).retcode == SUCCEED
+        assert json.loads(metric_lines(tmp_path / "shared" / "metrics.json", it)[-1])["iterationResult"] == "fail"
+        for address in (a, b):   # both servers are in the next iteration
+            wait_for(lambda x=address: get_model(x, fl_name, it + 1).iteration == it + 1, 10,
+                     what=f"iteration {it + 1} on {address}")
+    wait_for(lambda: len(events.read_text().splitlines()) >= 3, 10, what="three failure events")
+    lines = events.read_text().splitlines()
+    assert len(lines) == 3, lines
+    assert all(line.endswith("event:Iteration failed 2 times continuously;") for line in lines), lines
 
 
 def test_two_servers_write_one_line_per_iteration(tmp_path, redis_server, fl_name, procs):
