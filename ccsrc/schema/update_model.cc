@@ -18,8 +18,10 @@ UpdateModelView readUpdateModel(const uint8_t* body, size_t size) {
   view.upload_loss = req->upload_loss();
   view.upload_accuracy = req->upload_accuracy();
   view.sign = req->sign();
+  // A feature_map left out is a schema failure (as the reference); a present but empty one is checked later.
   bool ok = req->fl_id() != nullptr && req->fl_id()->size() > 0 && req->timestamp() != nullptr &&
-            std::isfinite(view.upload_loss) && std::isfinite(view.upload_accuracy);
+            req->feature_map() != nullptr && std::isfinite(view.upload_loss) &&
+            std::isfinite(view.upload_accuracy);
   if (req->fl_id() != nullptr) view.fl_id = req->fl_id()->str();
   if (const auto* fms = req->feature_map()) {
     view.features.reserve(fms->size());

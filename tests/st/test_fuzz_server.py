@@ -162,7 +162,8 @@ def _fl_job(body):
 def _update(body):
     req = RequestUpdateModel.RequestUpdateModel.GetRootAs(body, 0)
     entries = [req.FeatureMap(i) for i in range(req.FeatureMapLength())]
-    if not _s(req.FlId()) or req.Timestamp() is None or not math.isfinite(req.UploadLoss()) or \
+    if not _s(req.FlId()) or req.Timestamp() is None or req.FeatureMapIsNone() or \
+            not math.isfinite(req.UploadLoss()) or \
             not math.isfinite(req.UploadAccuracy()) or \
             any(e.WeightFullname() is None or e.DataIsNone() for e in entries):
         return _fb(REQUEST_ERROR, errors.UPDATE_VERIFY)

@@ -72,9 +72,9 @@ def fl_job_body(fl_name="fz", fl_id="fzA", data_size=0, timestamp="1700000000000
 
 
 def update_body(fl_id="fzUnstarted", features=None, loss=0.5, accuracy=0.5, timestamp="1700000000000",
-                iteration=1, drop_name=False, drop_data=False, ident=False):
+                iteration=1, drop_name=False, drop_data=False, ident=False, drop_map=False):
     """A RequestUpdateModel; fl_id/timestamp None are left out, and the first feature entry may lack its name
-    (`drop_name`) or the last one its data (`drop_data`)."""
+    (`drop_name`) or the last one its data (`drop_data`); `drop_map` leaves the feature_map field out."""
     features = {"w1": np.ones(6, np.float32), "b1": np.ones(3, np.float32)} if features is None else features
     b = flatbuffers.Builder(1024)
     tables = []
@@ -99,7 +99,8 @@ def update_body(fl_id="fzUnstarted", features=None, loss=0.5, accuracy=0.5, time
     if ts is not None:
         RequestUpdateModel.AddTimestamp(b, ts)
     RequestUpdateModel.AddIteration(b, iteration)
-    RequestUpdateModel.AddFeatureMap(b, fm)
+    if not drop_map:
+        RequestUpdateModel.AddFeatureMap(b, fm)
     RequestUpdateModel.AddUploadLoss(b, loss)
     RequestUpdateModel.AddUploadAccuracy(b, accuracy)
     b.Finish(RequestUpdateModel.End(b), b"FLJ0" if ident else None)
@@ -229,7 +230,8 @@ def test_update_model_validation(small_server, fl_name):
     assert (r.retcode, r.reason) == (REQUEST_ERROR, "The schema of RequestUpdateModel is invalid.")
     # field checks come first, even for a device that never started
     for kwargs in ({"fl_id": None}, {"fl_id": ""}, {"timestamp": None}, {"loss": nan}, {"loss": -inf},
-                   {"accuracy": inf}, {"accuracy": nan}, {"drop_name": True}, {"drop_data": True}):
+                   {"accuracy": inf}, {"accuracy": nan}, {"drop_name": True}, {"drop_data": True},
+                   {"drop_map": True}):
         r = post_update_body(address, update_body(fl_id=kwargs.pop("fl_id", "x"), **kwargs))
         assert (r.retcode, r.reason) == (
             REQUEST_ERROR, "Verify flatbuffers schema failed for RequestUpdateModel."), kwargs
