@@ -139,6 +139,7 @@ def _make_handler(node, rounds, name, uploads):
         if blocked is not None:
             return web.Response(body=blocked.encode())
         if table is not None and not _core.verify(table, body):
+            node.stats.count_rejected_body(name)
             return web.Response(body=bad_reply(node))
         node.inflight += 1
         try:

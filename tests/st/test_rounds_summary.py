@@ -59,7 +59,8 @@ def test_metrics_line_every_key_and_value(tmp_path, redis_server, fl_name, procs
                            round={"start_fl_job_threshold": 3, "update_model_ratio": 1.0})
     workdir = tmp_path / "srv"
     _, address = start_server(procs, yaml_path, workdir, entry=ENTRY)
-    # startFLJob: 7 replies, 3 accepted
+    # startFLJob: 8 replies, 3 accepted
+    assert m.parse_start_fl_job(post(address, "startFLJob", b"\x07" * 24)[1]).retcode == REQUEST_ERROR
     assert start_with_eval(address, fl_name, "a", 0, 4).retcode == OUT_OF_TIME
     no_timestamp = fl_job_body(fl_name, "a", timestamp=None)
     assert post(address, "startFLJob", no_timestamp) == (200, errors.FLJOB_VERIFY.encode())
@@ -70,7 +71,8 @@ def test_metrics_line_every_key_and_value(tmp_path, redis_server, fl_name, procs
     assert start_with_eval(address, fl_name, "b", 5, 0).retcode == SUCCEED
     assert start_with_eval(address, fl_name, "c", 11, 12).retcode == SUCCEED
     assert start_with_eval(address, fl_name, "d", 1, 1).retcode == OUT_OF_TIME
-    # getModel: 2 replies, 1 accepted
+    # getModel: 3 replies, 1 accepted
+    assert m.parse_get_model(post(address, "getModel", b"\x07" * 24)[1]).retcode == REQUEST_ERROR
     assert get_model(address, fl_name, 1).retcode == SUC_NOT_READY
     assert get_model(address, fl_name, 0).retcode == SUCCEED
     # updateModel: 8 replies, 3 accepted
@@ -89,9 +91,9 @@ def test_metrics_line_every_key_and_value(tmp_path, redis_server, fl_name, procs
     line = json.loads(raw)
     assert list(json.loads(raw, object_pairs_hook=lambda pairs: [k for k, _ in pairs])) == METRICS_KEYS
     assert line["clientVisitedInfo"] == {
-        "startFLJobTotalClientNum": 7, "startFLJobAcceptClientNum": 3, "startFLJobRejectClientNum": 4,
+        "startFLJobTotalClientNum": 8, "startFLJobAcceptClientNum": 3, "startFLJobRejectClientNum": 5,
         "updateModelTotalClientNum": 8, "updateModelAcceptClientNum": 3, "updateModelRejectClientNum": 5,
-        "getModelTotalClientNum": 2, "getModelAcceptClientNum": 1, "getModelRejectClientNum": 1,
+        "getModelTotalClientNum": 3, "getModelAcceptClientNum": 1, "getModelRejectClientNum": 2,
         "participationTimeLevel1": 3, "participationTimeLevel2": 3, "participationTimeLevel3": 3}
     assert (line["currentIteration"], line["flIterationNum"], line["flName"], line["instanceStatus"],
             line["iterationResult"]) == (1, 3, fl_name, "running", "success")
