@@ -1,0 +1,27 @@
+"""The device simulator CLI (`python -m mindspore_federated.client.simulator`) against real servers: N devices for
+K iterations spread over two servers, one summary line per iteration, every new model checked (w + delta)."""
+import re
+
+from tests.st.test_rounds import ENTRY
+from tests.utils.cluster import start_server, write_yaml
+
+DEVICES, ITERATIONS = 12, 3
+
+
+def test_simulator_trains_iterations_over_two_servers(tmp_path, redis_server, fl_name, procs):
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, fl_iteration_num=10,
+                           round={"start_fl_job_threshold": DEVICES, "update_model_ratio": 1.0})
+    addresses = [start_server(procs, yaml_path, tmp_path / f"srv{i}", name=f"server{i}", entry=ENTRY)[1]
+                 for i in range(2)]
+    sim = procs.python("simulator", "-m", "mindspore_federated.client.simulator",
+                       "--servers", ",".join(f"http://{a}" for a in addresses), "--fl-name", fl_name,
+                       "--devices", str(DEVICES), "--iterations", str(ITERATIONS), "--delta", "0.25",
+                       "--retry-delay", "0.05", "--iteration-timeout", "60", "--no-progress")
+    sim.wait_line(f"iteration={ITERATIONS} ", timeout=120)
+    assert sim.wait_exit(10) == 0, "\n".join(sim.lines)
+    summaries = [line for line in sim.lines if line.startswith("iteration=")]
+    assert len(summaries) == ITERATIONS, sim.lines
+    for index, line in enumerate(summaries, start=1):
+        fields = dict(re.findall(r"(\w+)=(\S+)", line))
+        assert fields["iteration"] == str(index) and fields["server_iteration"] == str(index), line
+        assert (fields["accepted"], fields["failures"], fields["mismatched"]) == (str(DEVICES), "0", "0"), line
