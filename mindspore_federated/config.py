@@ -294,6 +294,9 @@ _SCHEMA = (
     _E("client.max_concurrent_uploads", int, "Upload bodies (updateModel/pushWeight) a server reads and "
        "processes at once; bounds its memory to about this many model copies (ours, not the reference's)",
        default=8, range=AT_LEAST_1),
+    _E("client.http_engine", str, "HTTP server of the device API: 'fast' (a lean HTTP/1.1 protocol, about half "
+       "the CPU per request) or 'aiohttp' (ours, not the reference's)", default="fast",
+       choices=("fast", "aiohttp")),
 )
 del _E
 

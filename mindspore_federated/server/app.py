@@ -6,12 +6,13 @@ import signal
 import threading
 import time
 
-from aiohttp import web
 from redis.exceptions import RedisError
 
 from mindspore_federated import errors
 from mindspore_federated.log import apply_config, get_logger, set_node
-from mindspore_federated.server.http_app import READ_BUFSIZE, build_app
+from mindspore_federated.server.device_api import DeviceApi, max_body_bytes
+from mindspore_federated.server.http_app import AiohttpDeviceServer
+from mindspore_federated.server.http_fast import FastDeviceServer
 from mindspore_federated.server.model import Model, ModelSpec
 from mindspore_federated.server.node import ServerNode
 from mindspore_federated.server.peers import ALLREDUCE_TIMEOUT_S, Peers, max_frame_bytes
@@ -169,7 +170,7 @@ class ServerApp:
     async def _main(self):
         client = await self._connect()
         fast = PipelinedRedis(self.cfg.redis_address) if HAVE_HIREDIS else None  # the EVALSHA hot path
-        runner = None
+        http = None
         node = None
         try:
             state = ServerState(client, self.cfg.fl_name, self.cfg["round.global_iteration_time_window"],
@@ -193,29 +194,26 @@ class ServerApp:
                 raise errors.FederatedError("Failed to acquire the server registration lock")
             try:
                 await self._meet_peers(node, state)
-                runner = await self._start_http(node, spec)
+                http = await self._start_http(node, spec)
                 await self._register(node, state)
             finally:
                 await state.release_reg_lock(node.inst, node.node_id)
             self._ready(node)
             await self._serve(node)
         finally:
-            await self._shutdown(node, runner, client, fast)
+            await self._shutdown(node, http, client, fast)
 
     async def _start_http(self, node, spec):
-        max_body = max(16 << 20, 2 * spec.total_size() * 4 + (1 << 20))
-        app = build_app(node, self.cfg.get("client.http_url_prefix", ""), max_body,
+        api = DeviceApi(node, self.cfg.get("client.http_url_prefix", ""), max_body_bytes(spec),
                         int(self.cfg.get("client.max_concurrent_uploads", 8)))
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, read_bufsize=READ_BUFSIZE)
-        await runner.setup()
+        engine = self.cfg.get("client.http_engine", "fast")
+        server = FastDeviceServer(api) if engine == "fast" else AiohttpDeviceServer(api)
         host, port = split_address(self.http_address)
-        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
         try:
-            await site.start()
+            await server.start(host, port)
         except OSError as exc:
-            await runner.cleanup()
             raise errors.FederatedError(f"Failed to start the HTTP server on {self.http_address}: {exc}") from None
-        return runner
+        return server
 
     async def _register(self, node, state):
         from mindspore_federated.tools.proc_registry import registration
@@ -256,7 +254,7 @@ class ServerApp:
         except Exception:  # noqa: BLE001 - the stop goes on whatever happened to the aggregation
             logger.exception("draining the aggregation failed")
 
-    async def _shutdown(self, node, runner, client, fast=None):
+    async def _shutdown(self, node, http, client, fast=None):
         if node is not None:
             node.leaving = True
             # nothing may re-register this server after this point; summaries in progress may finish
@@ -272,8 +270,8 @@ class ServerApp:
                 self.callback.before_stopped()
             except Exception:  # noqa: BLE001 - user code must not prevent the stop
                 logger.exception("before_stopped callback failed")
-        if runner is not None:
-            await runner.cleanup()
+        if http is not None:
+            await http.stop()
         if node is not None:
             await node.close()
         self._flush_rates()

@@ -1,4 +1,4 @@
-"""Upload admission on a real server: more concurrent updateModel bodies than upload slots (pooled buffers,
+"""Upload admission on a real server (both HTTP engines): more concurrent updateModel bodies than upload slots (pooled buffers,
 paused connections), chunked request bodies, truncated and over-long bodies; FedAvg stays exact."""
 import http.client
 import json
@@ -6,6 +6,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 from mindspore_federated import errors
 from mindspore_federated.client import messages as m
@@ -13,6 +14,7 @@ from tests.st.test_rounds import ENTRY, SUCCEED, start_job, wait_model
 from tests.utils.cluster import post, start_server, write_yaml
 
 DEVICES = 12
+ENGINES = pytest.mark.parametrize("engine", ["fast", "aiohttp"])
 
 
 def _post_chunked(address, name, body, piece=7):
@@ -53,10 +55,11 @@ def _update_body(fl_name, fl_id, n, rng):
     return upload, m.build_update_model(fl_name, fl_id, 1, upload)
 
 
-def test_more_concurrent_uploads_than_slots_exact_fedavg(tmp_path, redis_server, fl_name, procs):
+@ENGINES
+def test_more_concurrent_uploads_than_slots_exact_fedavg(tmp_path, redis_server, fl_name, procs, engine):
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name,
                            round={"start_fl_job_threshold": DEVICES},
-                           client={"max_concurrent_uploads": 1})
+                           client={"max_concurrent_uploads": 1, "http_engine": engine})
     _, address = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY)
     rng = np.random.default_rng(7)
     sizes = [int(rng.integers(1, 20)) for _ in range(DEVICES)]
@@ -80,9 +83,10 @@ def test_more_concurrent_uploads_than_slots_exact_fedavg(tmp_path, redis_server,
         np.testing.assert_allclose(served.features[name], expect, rtol=1e-5, atol=1e-6)
 
 
-def test_truncated_and_overlong_uploads_get_error_replies(tmp_path, redis_server, fl_name, procs):
+@ENGINES
+def test_truncated_and_overlong_uploads_get_error_replies(tmp_path, redis_server, fl_name, procs, engine):
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, round={"start_fl_job_threshold": 1},
-                           client={"max_concurrent_uploads": 1})
+                           client={"max_concurrent_uploads": 1, "http_engine": engine})
     proc, address = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY)
     assert start_job(address, fl_name, "d0", 1, 2).retcode == SUCCEED
     upload, body = _update_body(fl_name, "d0", 2, np.random.default_rng(1))

@@ -1,0 +1,333 @@
+"""The device API on a lean HTTP/1.1 server (`client.http_engine: fast`, the default): an asyncio Protocol per
+connection that reads a body straight into its buffer (uploads: a pooled one, admitted before any of the body
+is read) and writes a reply as one header plus the cached reply bytes, with no per-request framework objects.
+
+Supported: keep-alive and pipelining (answered in order), HTTP/1.0, Content-Length and chunked request bodies,
+`Expect: 100-continue`, any method on the round paths, GET /healthz. Malformed requests get 400 and the
+connection is closed; an idle connection is closed after `idle_timeout` seconds.
+"""
+import asyncio
+import contextlib
+import socket
+import time
+
+from mindspore_federated.log import get_logger
+from mindspore_federated.server.device_api import ERROR_JSON, HEALTH_PATH, UPLOAD_ROUNDS
+
+logger = get_logger(__name__)
+
+MAX_HEAD = 16 * 1024        # request line + headers
+MAX_CHUNK_LINE = 1024
+IDLE_TIMEOUT_S = 75.0       # no byte received while waiting for (or reading) a request
+SWEEP_S = 5.0
+_STATUS = {200: b"200 OK", 400: b"400 Bad Request", 404: b"404 Not Found", 405: b"405 Method Not Allowed",
+           500: b"500 Internal Server Error"}
+_OCTETS, _JSON, _TEXT = b"application/octet-stream", b"application/json", b"text/plain; charset=utf-8"
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+# connection states
+_HEAD, _WAIT_SLOT, _BODY, _CHUNKED, _BUSY, _CLOSED = range(6)
+
+
+class _BadRequest(Exception):
+    pass
+
+
+class _Request:
+    """What the head of one request says."""
+
+    __slots__ = ("name", "path", "length", "chunked", "keep_alive", "expect_continue", "upload")
+
+    def __init__(self, name, path, length, chunked, keep_alive, expect_continue):
+        self.name, self.path, self.length, self.chunked = name, path, length, chunked
+        self.keep_alive, self.expect_continue = keep_alive, expect_continue
+        self.upload = name in UPLOAD_ROUNDS
+
+
+def _parse_head(head, routes):
+    """A _Request from the bytes before the blank line; raises _BadRequest."""
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+        raise _BadRequest("bad request line")
+    method, target, version = parts
+    length, chunked, connection, expect = None, False, b"", b""
+    for line in lines[1:]:
+        key, sep, value = line.partition(b":")
+        if not sep or not key or key != key.strip():
+            raise _BadRequest("bad header line")
+        key, value = key.lower(), value.strip()
+        if key == b"content-length":
+            if not value.isdigit() or (length is not None and int(value) != length):
+                raise _BadRequest("bad Content-Length")
+            length = int(value)
+        elif key == b"transfer-encoding":
+            if value.lower() != b"chunked":
+                raise _BadRequest("unsupported Transfer-Encoding")
+            chunked = True
+        elif key == b"connection":
+            connection = value.lower()
+        elif key == b"expect":
+            expect = value.lower()
+    if chunked and length is not None:
+        raise _BadRequest("both Content-Length and chunked")
+    path = target.split(b"?", 1)[0].decode("latin-1")
+    keep_alive = b"close" not in connection if version == b"HTTP/1.1" else b"keep-alive" in connection
+    name = routes.get(path)
+    if name is None and path == HEALTH_PATH and method == b"GET":
+        name = ""
+    return _Request(name, path, length or 0, chunked, keep_alive, expect == b"100-continue")
+
+
+def _response(status, ctype, body, keep_alive):
+    return b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+        _STATUS[status], ctype, len(body), b"" if keep_alive else b"Connection: close\r\n")
+
+
+class _Connection(asyncio.Protocol):
+    """One device connection: head -> (slot) -> body -> round -> reply, then the next request."""
+
+    def __init__(self, server):
+        self.server = server
+        self.api = server.api
+        self.transport = None
+        self.state = _HEAD
+        self.buf = bytearray()         # unparsed bytes (head, chunked framing, pipelined requests)
+        self.req = None
+        self.slot = None               # pooled upload buffer owned by this connection
+        self.target = None             # writable view the body goes into
+        self.pos = 0
+        self.last = time.monotonic()
+        self._slot_task = None
+
+    # ---- asyncio callbacks ------------------------------------------------------------------
+    def connection_made(self, transport):
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc):
+        self.server.connections.discard(self)
+        busy = self.state == _BUSY
+        self.state = _CLOSED
+        if self._slot_task is not None:
+            self._slot_task.cancel()
+        if not busy:  # a running round gives its buffer back itself
+            self._give_back()
+
+    def data_received(self, data):
+        self.last = time.monotonic()
+        if self.state == _BODY and not self.buf:
+            data = self._fill(data)  # the hot path: straight from the socket into the body buffer
+            if self.state == _BODY:
+                return
+        if data:
+            self.buf += data
+        self._advance()
+
+    # ---- request processing -----------------------------------------------------------------
+    def _advance(self):
+        try:
+            while self.state in (_HEAD, _BODY, _CHUNKED) and (self.buf or self.state == _BODY):
+                if self.state == _HEAD:
+                    if not self._take_head():
+                        return
+                elif self.state == _BODY:
+                    rest = self._fill(bytes(self.buf))
+                    self.buf = bytearray(rest)
+                    if self.state == _BODY:
+                        return
+                elif not self._take_chunks():
+                    return
+        except _BadRequest as exc:
+            logger.debug("bad request from a device: %s", exc)
+            self._finish(400, _TEXT, b"Bad Request", close=True)
+
+    def _take_head(self):
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self.buf) > MAX_HEAD:
+                raise _BadRequest("request head too large")
+            return False
+        if end > MAX_HEAD:
+            raise _BadRequest("request head too large")
+        req = _parse_head(bytes(self.buf[:end]), self.api.routes)
+        del self.buf[:end + 4]
+        self.req = req
+        if req.name is None:
+            self._finish(404, _TEXT, b"Not Found", close=True)
+            return False
+        if req.name == "":
+            self._finish(200, _JSON, self.api.health())
+            return self.state == _HEAD
+        if req.length > self.api.max_body:
+            self._finish(500, _JSON, ERROR_JSON, close=True)  # the body is never read
+            return False
+        if req.upload:
+            self.slot = self.api.uploads.try_acquire()
+            if self.slot is None:  # admission: the body waits in the kernel until a slot is free
+                self.state = _WAIT_SLOT
+                self.transport.pause_reading()
+                self._slot_task = asyncio.get_running_loop().create_task(self._wait_slot())
+                return False
+        self._start_body()
+        return True
+
+    async def _wait_slot(self):
+        try:
+            slot = await self.api.uploads.acquire()
+        except asyncio.CancelledError:
+            return
+        self._slot_task = None
+        if self.state == _CLOSED:
+            self.api.uploads.release(slot)
+            return
+        self.slot = slot
+        self._start_body()
+        self.transport.resume_reading()
+        self._advance()
+
+    def _start_body(self):
+        req = self.req
+        if req.expect_continue and (req.chunked or req.length):
+            self.transport.write(_CONTINUE)
+        if req.chunked:
+            self.target, self.state = bytearray(), _CHUNKED
+            return
+        if self.slot is not None:
+            self.slot, self.target = self.api.uploads.view(self.slot, req.length)
+        else:
+            self.target = memoryview(bytearray(req.length))
+        self.pos, self.state = 0, _BODY
+        if req.length == 0:
+            self._dispatch()
+
+    def _fill(self, data):
+        """Copies body bytes into the target; returns the bytes after the body (dispatching when complete)."""
+        take = min(len(data), self.req.length - self.pos)
+        self.target[self.pos:self.pos + take] = data[:take] if take < len(data) else data
+        self.pos += take
+        if self.pos == self.req.length:
+            self._dispatch()
+            return data[take:]
+        return b""
+
+    def _take_chunks(self):
+        """Parses chunked framing from self.buf into self.target; True when the body is complete."""
+        while True:
+            line_end = self.buf.find(b"\r\n")
+            if line_end < 0:
+                if len(self.buf) > MAX_CHUNK_LINE:
+                    raise _BadRequest("chunk size line too long")
+                return False
+            size_text = bytes(self.buf[:line_end]).split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise _BadRequest("bad chunk size") from None
+            if size == 0:  # last chunk, then optional trailers and a blank line
+                end = self.buf.find(b"\r\n\r\n", line_end)
+                if end < 0:
+                    return False
+                del self.buf[:end + 4]
+                self.target = memoryview(self.target)
+                self.req.length = len(self.target)
+                self._dispatch()
+                return True
+            if len(self.buf) < line_end + 2 + size + 2:
+                return False
+            if len(self.target) + size > self.api.max_body:
+                self._finish(500, _JSON, ERROR_JSON, close=True)
+                return False
+            start = line_end + 2
+            if self.buf[start + size:start + size + 2] != b"\r\n":
+                raise _BadRequest("chunk not followed by CRLF")
+            self.target += self.buf[start:start + size]
+            del self.buf[:start + size + 2]
+
+    def _dispatch(self):
+        self.state = _BUSY
+        self.transport.pause_reading()  # pipelined requests wait (in self.buf and the kernel) for this reply
+        body, self.target = self.target, None
+        asyncio.get_running_loop().create_task(self._run(self.req, body))
+
+    async def _run(self, req, body):
+        try:
+            reply = await self.api.handle(req.name, body) if len(body) else None
+        except Exception:  # noqa: BLE001 - the engine itself must never drop a device silently
+            logger.exception("%s failed in the HTTP engine", req.name)
+            reply = None
+        finally:
+            if isinstance(body, memoryview):
+                with contextlib.suppress(BufferError):
+                    body.release()
+            self._give_back()
+        if self.state != _BUSY:
+            return  # the device went away meanwhile
+        if reply is None:
+            self._finish(500, _JSON, ERROR_JSON)
+        else:
+            self._finish(200, _OCTETS, reply)
+        if self.state == _HEAD:
+            self.transport.resume_reading()
+            self._advance()
+
+    def _give_back(self):
+        if self.slot is not None:
+            self.api.uploads.release(self.slot)
+            self.slot = None
+
+    def _finish(self, status, ctype, body, close=False):
+        keep_alive = self.req is not None and self.req.keep_alive and not close
+        head = _response(status, ctype, body, keep_alive)
+        if len(body) < 65536:
+            self.transport.write(head + body)
+        else:
+            self.transport.writelines((head, body))  # the cached reply is sent as is, never copied
+        self.req = None
+        if keep_alive:
+            self.state = _HEAD
+        else:
+            self.state = _CLOSED
+            self.buf.clear()
+            self.transport.close()
+
+
+class FastDeviceServer:
+    """The listening socket, its connections, and an idle sweeper."""
+
+    def __init__(self, api, idle_timeout=IDLE_TIMEOUT_S):
+        self.api = api
+        self.idle_timeout = idle_timeout
+        self.connections = set()
+        self._server = None
+        self._sweeper = None
+
+    async def start(self, host, port, ssl_context=None, backlog=1024):
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=backlog,
+                                                reuse_address=True, ssl=ssl_context)
+        self._sweeper = loop.create_task(self._sweep())
+
+    async def _sweep(self):
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            cutoff = time.monotonic() - self.idle_timeout
+            for conn in list(self.connections):
+                if conn.state in (_HEAD, _BODY, _CHUNKED) and conn.last < cutoff:
+                    conn.transport.close()
+
+    async def stop(self):
+        """Stops listening and closes every connection (requests still running have been drained by then)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            self._server.close()
+            for conn in list(self.connections):
+                conn.transport.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+            self._server = None
