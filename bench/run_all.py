@@ -220,7 +220,7 @@ class ServerProc:
         return None
 
 
-def write_yaml(workdir, redis_address, threshold, iterations):
+def write_yaml(workdir, redis_address, threshold, iterations, engine=None):
     """Server YAML: threshold N, update_model_ratio 1.0, windows far longer than any iteration here."""
     cfg = {
         "fl_name": FL_NAME, "fl_iteration_num": iterations + 100, "server_mode": "FEDERATED_LEARNING",
@@ -231,6 +231,8 @@ def write_yaml(workdir, redis_address, threshold, iterations):
         "summary": {"metrics_file": "metrics.json", "failure_event_file": "event.txt"},
         "client": {"client_epoch_num": 1, "client_batch_size": 16, "client_learning_rate": 0.01},
     }
+    if engine:
+        cfg["client"]["http_engine"] = engine
     path = os.path.join(workdir, "server.yaml")
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(cfg, f)
@@ -293,7 +295,7 @@ def run_config(model, n_servers, devices, opts, profile_to=None):
               "loadavg_start": loadavg(), "workdir": workdir, "code": code_version()}
     try:
         redis.start()
-        yaml_path = write_yaml(workdir, redis.address, devices, iterations)
+        yaml_path = write_yaml(workdir, redis.address, devices, iterations, opts.engine)
         for i in range(n_servers):
             servers.append(ServerProc(i, workdir, yaml_path, model).start())
         procs = opts.procs or 2
@@ -613,6 +615,8 @@ def parse_args(argv=None):
                                                                 "startFLJob and the updateModel reply")
     p.add_argument("--profile", action="store_true", help="py-spy the server: LeNet, N=1,000, 1 server "
                                                           "(overridable with --model/--servers/--devices)")
+    p.add_argument("--engine", choices=("fast", "aiohttp"), help="the servers' client.http_engine "
+                                                                 "(default: the server's default, fast)")
     p.add_argument("--keep", action="store_true", help="keep the work directories (logs)")
     p.add_argument("--json", default=os.path.join(RESULTS_DIR, "latest.json"))
     return p.parse_args(argv)

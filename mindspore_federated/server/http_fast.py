@@ -7,7 +7,9 @@ Supported: keep-alive and pipelining (answered in order), HTTP/1.0, Content-Leng
 connection is closed; an idle connection is closed after `idle_timeout` seconds.
 """
 import asyncio
+import collections
 import contextlib
+import os
 import socket
 import time
 
@@ -24,6 +26,7 @@ _STATUS = {200: b"200 OK", 400: b"400 Bad Request", 404: b"404 Not Found", 405: 
            500: b"500 Internal Server Error"}
 _OCTETS, _JSON, _TEXT = b"application/octet-stream", b"application/json", b"text/plain; charset=utf-8"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+SENDFILE_MIN = 1 << 20      # replies at least this large go out with sendfile(2) from a memfd copy of them
 
 # connection states
 _HEAD, _WAIT_SLOT, _BODY, _CHUNKED, _BUSY, _CLOSED = range(6)
@@ -82,6 +85,33 @@ def _parse_head(head, routes):
 def _response(status, ctype, body, keep_alive):
     return b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
         _STATUS[status], ctype, len(body), b"" if keep_alive else b"Connection: close\r\n")
+
+
+class _MemfdCache:
+    """memfd copies of the few large cached replies in use (the model replies of the current iteration), so
+    they can be sent with sendfile(2): the kernel takes the pages instead of copying the bytes each time."""
+
+    def __init__(self, size=4):
+        self._entries = collections.OrderedDict()  # id(reply) -> (reply, fd); the reference keeps id unique
+        self._size = size
+
+    def fd_of(self, reply):
+        entry = self._entries.get(id(reply))
+        if entry is not None and entry[0] is reply:
+            self._entries.move_to_end(id(reply))
+            return entry[1]
+        fd = os.memfd_create("msf-reply", os.MFD_CLOEXEC)
+        view, pos = memoryview(reply), 0
+        while pos < len(reply):
+            pos += os.write(fd, view[pos:])
+        self._entries[id(reply)] = (reply, fd)
+        while len(self._entries) > self._size:
+            os.close(self._entries.popitem(last=False)[1][1])
+        return fd
+
+    def close(self):
+        while self._entries:
+            os.close(self._entries.popitem()[1][1])
 
 
 class _Connection(asyncio.Protocol):
@@ -275,6 +305,25 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
             self._advance()
 
+    def _send_large(self, head, body):
+        """head, then as much of `body` as the socket takes now by sendfile(2); the rest through the transport
+        (in order: sendfile is only used while the transport holds nothing unsent)."""
+        transport = self.transport
+        transport.write(head)
+        sent = 0
+        sock = transport.get_extra_info("socket")
+        if sock is not None and transport.get_write_buffer_size() == 0:
+            try:
+                sent = os.sendfile(sock.fileno(), self.server.memfds.fd_of(body), 0, len(body))
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:  # e.g. sendfile unsupported here: never again for this server
+                logger.info("sendfile unavailable (%s): large replies go through the transport", exc)
+                self.server.memfds = None
+                sent = 0
+        if sent < len(body):
+            transport.write(memoryview(body)[sent:])
+
     def _give_back(self):
         if self.slot is not None:
             self.api.uploads.release(self.slot)
@@ -285,8 +334,10 @@ class _Connection(asyncio.Protocol):
         head = _response(status, ctype, body, keep_alive)
         if len(body) < 65536:
             self.transport.write(head + body)
-        else:
+        elif len(body) < SENDFILE_MIN or self.server.memfds is None:
             self.transport.writelines((head, body))  # the cached reply is sent as is, never copied
+        else:
+            self._send_large(head, body)
         self.req = None
         if keep_alive:
             self.state = _HEAD
@@ -303,6 +354,7 @@ class FastDeviceServer:
         self.api = api
         self.idle_timeout = idle_timeout
         self.connections = set()
+        self.memfds = None
         self._server = None
         self._sweeper = None
 
@@ -310,6 +362,8 @@ class FastDeviceServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=backlog,
                                                 reuse_address=True, ssl=ssl_context)
+        if ssl_context is None and hasattr(os, "memfd_create") and hasattr(os, "sendfile"):
+            self.memfds = _MemfdCache()
         self._sweeper = loop.create_task(self._sweep())
 
     async def _sweep(self):
@@ -331,3 +385,6 @@ class FastDeviceServer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
             self._server = None
+        if self.memfds is not None:
+            self.memfds.close()
+            self.memfds = None

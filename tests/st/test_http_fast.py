@@ -147,3 +147,34 @@ def test_slow_upload_holds_the_slot_and_the_next_waits_in_the_kernel(server):
         s1.sendall(slow_body[-10:])          # slot freed after the slow upload's round
         assert m.parse_update_model(r1.response()[2]).retcode == SUCCEED
         assert m.parse_update_model(r2.response()[2]).retcode == SUCCEED
+
+
+def test_large_model_replies_pipelined_to_a_slow_reader(tmp_path, redis_server, fl_name, procs):
+    """10x LeNet (2.47 MB replies: the sendfile path): pipelined getModels read slowly through a small receive
+    buffer come back whole, byte-exact and in order, interleaved with small replies."""
+    from mindspore_federated.server import initial_feature_map
+
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, round={"start_fl_job_threshold": 2},
+                           client={"http_engine": "fast"})
+    _, address = start_server(procs, yaml_path, tmp_path / "srv", model="lenet10x")
+    expect = {item.name: item.data for item in initial_feature_map("lenet10x").items()}
+    host, port = address.split(":")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    s.settimeout(10)
+    s.connect((host, int(port)))
+    r = Reader(s)
+    with s:
+        big, small = m.build_get_model(fl_name, 0), m.build_get_model(fl_name, 1)
+        s.sendall(b"".join(_request("/getModel", b) for b in (big, small, big, big, small)))
+        time.sleep(0.3)   # let the server fill the small window and queue the rest
+        kinds = []
+        for _ in range(5):
+            status, _, body = r.response()
+            reply = m.parse_get_model(body)
+            kinds.append(reply.retcode)
+            if reply.retcode == SUCCEED:
+                assert len(body) > 2_400_000 and set(reply.features) == set(expect)
+                for name, value in expect.items():
+                    np.testing.assert_array_equal(reply.features[name].reshape(-1), value.reshape(-1))
+        assert kinds == [SUCCEED, SUC_NOT_READY, SUCCEED, SUCCEED, SUC_NOT_READY]
