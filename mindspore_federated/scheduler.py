@@ -68,13 +68,15 @@ SCALE_INT = "The value of the key:{key} should be an integer."
 NODE_IDS_TYPE = "The value of the key:node_ids should be a list of strings."
 SCALE_IN_ALL = "The scale in would remove every server of the cluster."
 NOT_OBJECT = "the post message should be a JSON object"
+# the reference's text for a body over its 100 MiB limit (kMaxMessageSize = 100 * 2^20 bytes)
+POST_TOO_BIG = "The post message is bigger than 100mb."
 BIND_FAILED = "Failed to start scheduler http server on {address}: {reason}"
 CACHE_START = "Failed to access the cache server {address} at start-up: {reason}"
 SSL_NEEDS_JOB = ("enable_ssl is true: start the scheduler through FlSchedulerJob(..., ssl_config=SSLConfig(...)) "
                  "so the certificate password is not passed on the command line")
 
 DEFAULT_MANAGE_ADDRESS = "127.0.0.1:11202"
-MAX_BODY = 100 * 1024 * 1024
+MAX_BODY = 100 * 1024 * 1024  # bytes; a body of exactly MAX_BODY is accepted, one byte more is refused
 UINT32_MAX = 2 ** 32 - 1
 SCALING_TTL_S = 3600
 REGISTRATION_REFRESH_S = 1.0
@@ -121,7 +123,7 @@ def validate_manage_address(addr):
 
 
 # ---- request parsing and validation (pure) ----------------------------------------------------------
-def parse_json_object(data: bytes) -> dict:
+def parse_json_object(data) -> dict:
     """Parses a request body that must be a JSON object (NaN/Infinity literals are rejected)."""
     def _reject(name):
         raise ValueError(f"invalid literal {name}")
@@ -418,18 +420,20 @@ async def error_middleware(request, handler):
         return fail(SCHED_STATE_INNER)
 
 
-async def read_body(request, limit=MAX_BODY) -> bytes:
-    """The whole request body; empty or larger than `limit` -> `The post message size is invalid.`"""
+async def read_body(request, limit=MAX_BODY) -> bytearray:
+    """The whole request body: empty -> `The post message size is invalid.`, larger than `limit` (by its
+    Content-Length or, when streamed, as soon as more than `limit` bytes arrived) -> `The post message is
+    bigger than 100mb.`"""
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(SCHED_POST_SIZE)
+        raise ApiError(POST_TOO_BIG)
     data = bytearray()
     async for chunk in request.content.iter_any():
         data += chunk
         if len(data) > limit:
-            raise ApiError(SCHED_POST_SIZE)
+            raise ApiError(POST_TOO_BIG)
     if not data:
         raise ApiError(SCHED_POST_SIZE)
-    return bytes(data)
+    return data
 
 
 # ---- configuration --------------------------------------------------------------------------------
@@ -505,8 +509,11 @@ def run_scheduler(yaml_config, manage_address=DEFAULT_MANAGE_ADDRESS, ssl_config
 class Scheduler:
     """REST management plane: thin aiohttp handlers over a ClusterStore; registers itself in Redis."""
 
-    def __init__(self, config, manage_address=DEFAULT_MANAGE_ADDRESS, ssl_context=None):
+    def __init__(self, config, manage_address=DEFAULT_MANAGE_ADDRESS, ssl_context=None, scheduler_port=None):
         self.ip, self.port = validate_manage_address(manage_address)
+        # the seed-001 `--scheduler_port` (the cluster's name for finish_cloud.py --scheduler_port); without
+        # one, the manage port stands for it
+        self.scheduler_port = int(scheduler_port) if scheduler_port is not None else self.port
         self.address = f"{self.ip}:{self.port}"
         self.config = load_scheduler_config(config) if isinstance(config, (str, os.PathLike)) else config
         self.keys = Keys(self.config.fl_name)
@@ -702,7 +709,8 @@ class Scheduler:
             raise ConfigError(BIND_FAILED.format(address=self.address, reason=exc.strerror or exc)) from None
 
     def _registration(self) -> str:
-        return registration_json("SCHEDULER", address=self.address, fl_name=self.keys.fl_name)
+        return registration_json("SCHEDULER", address=self.address, fl_name=self.keys.fl_name,
+                                 scheduler_port=self.scheduler_port)
 
     async def _register(self):
         await self.redis.hset(self.keys.processes, self.node_id, self._registration())
@@ -767,21 +775,35 @@ def _now_ms() -> int:
 
 
 # ---- command line -----------------------------------------------------------------------------------
-IGNORED_FLAGS = ("--scheduler_port", "--fl_server_port", "--server_num", "--worker_num", "--fl_name",
-                 "--config_file_path", "--ms_role", "--server_mode", "--start_fl_job_threshold",
-                 "--local_server_num", "--node_id", "--enable_ssl", "--http_server_address", "--tcp_server_ip",
-                 "--checkpoint_dir")
+# seed-001 flags that describe the servers or the older TCP networking: accepted, not used by the scheduler
+IGNORED_FLAGS = ("--fl_server_port", "--server_num", "--worker_num", "--ms_role", "--server_mode",
+                 "--start_fl_job_threshold", "--local_server_num", "--node_id", "--enable_ssl",
+                 "--http_server_address", "--tcp_server_ip", "--checkpoint_dir")
+
+
+def _port(text):
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: expected 1..65535")
+    return value
 
 
 def parse_args(argv=None):
-    """Flags of run_sched.py plus seed-001 style --scheduler_ip/--scheduler_manage_port (others ignored)."""
+    """Flags of run_sched.py (seed 000) and of the seed-001 launch line; unknown flags are errors."""
     parser = argparse.ArgumentParser(prog="python -m mindspore_federated.scheduler",
                                      description="MindSpore Federated scheduler (REST management plane)")
     parser.add_argument("--yaml_config", default="default_yaml_config.yaml")
     parser.add_argument("--scheduler_manage_address", default=None,
                         help=f"ip:port of the REST API (default {DEFAULT_MANAGE_ADDRESS})")
-    parser.add_argument("--scheduler_ip", default=None, help="older style: IP of the REST API")
-    parser.add_argument("--scheduler_manage_port", default=None, help="older style: port of the REST API")
+    parser.add_argument("--scheduler_ip", default=None, help="seed 001: IP of the REST API")
+    parser.add_argument("--scheduler_manage_port", default=None, help="seed 001: port of the REST API")
+    parser.add_argument("--scheduler_port", type=_port, default=None,
+                        help="seed 001: the cluster's scheduler port; recorded in the process registry so that "
+                             "`finish_cloud.py --scheduler_port P` finds this cluster (default: the manage port)")
+    parser.add_argument("--fl_name", default=None, help="overrides fl_name of the YAML")
+    parser.add_argument("--redis_address", default=None, help="overrides distributed_cache.address of the YAML")
+    parser.add_argument("--config_file_path", default="",
+                        help="seed 001: JSON config; its ssl keys (server_cert_path, ...) override the YAML")
     for flag in IGNORED_FLAGS:
         parser.add_argument(flag, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -795,6 +817,18 @@ def parse_args(argv=None):
     return args, notes
 
 
+def load_cli_config(args):
+    """The YAML config with the command line's --fl_name/--redis_address and --config_file_path applied."""
+    from mindspore_federated.recovery import load_json_config
+    from mindspore_federated.startup.federated_local import config_file_overrides
+
+    config = load_scheduler_config(args.yaml_config)
+    overrides = config_file_overrides(load_json_config(args.config_file_path), role="scheduler")
+    overrides.update({k: v for k, v in (("fl_name", args.fl_name), ("distributed_cache.address",
+                                                                     args.redis_address)) if v is not None})
+    return config.with_overrides(overrides) if overrides else config
+
+
 def main(argv=None) -> int:
     """Entry point of `python -m mindspore_federated.scheduler`; returns the process exit code."""
     args, notes = parse_args(argv)
@@ -802,13 +836,13 @@ def main(argv=None) -> int:
     for note in notes:
         LOG.warning(note)
     try:
-        config = load_scheduler_config(args.yaml_config)
+        config = load_cli_config(args)
         if config.enable_ssl:
             raise ConfigError(SSL_NEEDS_JOB)
     except RuntimeError as exc:
         return _fatal(exc, ExitCode.CONFIG_ERROR)
     try:
-        scheduler = Scheduler(config, args.scheduler_manage_address)
+        scheduler = Scheduler(config, args.scheduler_manage_address, scheduler_port=args.scheduler_port)
     except RuntimeError as exc:
         return _fatal(exc, ExitCode.SCHEDULER_START_FAILED)
     log.set_node(scheduler.node_id)

@@ -8,6 +8,30 @@ from mindspore_federated.startup.feature_map import FeatureMap
 
 logger = get_logger(__name__)
 
+# Seed-001 `--config_file_path` JSON: its security keys (top level, as in the deployment guide) and the YAML
+# keys they set. Explicit command-line flags win over the file, the file wins over the YAML.
+CONFIG_FILE_KEYS = {
+    "server_cert_path": "ssl.server_cert_path",
+    "client_cert_path": "ssl.client_cert_path",
+    "ca_cert_path": "ssl.ca_cert_path",
+    "crl_path": "ssl.crl_path",
+    "cipher_list": "ssl.cipher_list",
+    "cert_expire_warning_time_in_day": "ssl.cert_expire_warning_time_in_day",
+    "connection_num": "client.connection_num",
+}
+
+
+def config_file_overrides(json_config, role="server"):
+    """YAML overrides (dotted key -> value) from the security keys of a seed-001 JSON config.
+
+    The scheduler takes only the `ssl.*` keys (it reads no `client.*` key); `recovery` is handled by the
+    servers (see mindspore_federated.recovery)."""
+    out = {}
+    for name, key in CONFIG_FILE_KEYS.items():
+        if name in json_config and (role == "server" or key.startswith("ssl.")):
+            out[key] = json_config[name]
+    return out
+
 
 def check_address(address, what):
     """`ip:port` with an IPv4 address and a port in 1..65535; returns (ip, port) or raises RuntimeError."""
@@ -87,8 +111,11 @@ class FLServerJob:
         from mindspore_federated.recovery import load_json_config, recovery_path
 
         cfg = load_config(self.yaml_config, role="server")
-        if any(v is not None for v in self.overrides.values()):
-            cfg = cfg.with_overrides(self.overrides)
+        json_config = load_json_config(self.config_file_path)
+        overrides = {**config_file_overrides(json_config),
+                     **{k: v for k, v in self.overrides.items() if v is not None}}
+        if overrides:
+            cfg = cfg.with_overrides(overrides)
         check_address(self.http_server_address, "http_server_address")
         if cfg.enable_ssl and (self.ssl_config is None or not self.ssl_config.client_password):
             raise RuntimeError(errors.SSL_CLIENT_PASSWORD_EMPTY)
@@ -97,7 +124,7 @@ class FLServerJob:
             raise RuntimeError(errors.START_EMPTY_MODEL)
         if self.checkpoint_dir:
             os.makedirs(self.checkpoint_dir, exist_ok=True)
-        recovery = recovery_path(load_json_config(self.config_file_path), self.http_server_address)
+        recovery = recovery_path(json_config, self.http_server_address)
         ServerApp(cfg, self.http_server_address, self.tcp_server_ip, self.checkpoint_dir, fm, callback,
                   self.ssl_config, node_id=self.node_id, recovery_file=recovery).run()
 

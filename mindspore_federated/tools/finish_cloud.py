@@ -83,9 +83,17 @@ def _port_of(entry) -> str:
     return str(entry.get("address", "")).rpartition(":")[2]
 
 
+def scheduler_port_of(entry) -> str:
+    """The scheduler port a SCHEDULER registration answers to: the `scheduler_port` it was started with
+    (seed 001 `--scheduler_port`), else, for registrations without one, the port of its manage address."""
+    port = entry.get("scheduler_port")
+    return str(port) if port not in (None, "") else _port_of(entry)
+
+
 def filter_by_scheduler(entries, scheduler_port) -> list:
-    """Keeps the clusters (registry keys) whose scheduler listens on `scheduler_port`."""
-    keys = {key for key, _, _, e in entries if e.get("role") == "SCHEDULER" and _port_of(e) == str(scheduler_port)}
+    """Keeps the clusters (registry keys) with a scheduler registered under `scheduler_port`."""
+    keys = {key for key, _, _, e in entries
+            if e.get("role") == "SCHEDULER" and scheduler_port_of(e) == str(scheduler_port)}
     return [item for item in entries if item[0] in keys]
 
 
@@ -138,28 +146,66 @@ def stop(targets, timeout, out=sys.stdout) -> list:
     return survivors
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="finish_cloud.py",
-                                     description="Stop the processes of a cluster registered in Redis.")
-    parser.add_argument("--redis_port", type=int, default=DEFAULT_REDIS_PORT)
+REDIS_HELP = """Which Redis holds the registry, first match wins: --redis_address; --redis_port (127.0.0.1);
+distributed_cache.address of --yaml_config (the example's finish_cloud.py defaults it to yamls/lenet.yaml, the
+file run_sched.py/run_server.py use by default); else 127.0.0.1:%d.""" % DEFAULT_REDIS_PORT
+
+
+def parse_args(argv=None, default_yaml=None):
+    parser = argparse.ArgumentParser(
+        prog="finish_cloud.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Stop the processes of a cluster (scheduler, servers) found through what they registered "
+                    "in Redis: SIGTERM, wait, SIGKILL as a last resort; prints `killed <pid>` per process.",
+        epilog=REDIS_HELP)
+    parser.add_argument("--redis_port", type=int, default=None, help="port of Redis on 127.0.0.1")
     parser.add_argument("--redis_address", default=None, help="host:port of Redis (overrides --redis_port)")
+    parser.add_argument("--yaml_config", default=default_yaml,
+                        help="read the Redis address from this YAML's distributed_cache.address"
+                             + (f" (default {default_yaml})" if default_yaml else ""))
     parser.add_argument("--fl_name", default=None, help="only this cluster (default: every cluster in Redis)")
     parser.add_argument("--scheduler_port", type=int, default=None,
-                        help="only the cluster(s) whose scheduler manage port is this")
+                        help="only the cluster(s) whose scheduler registered this scheduler port: the "
+                             "--scheduler_port it was started with (seed 001), else its manage port")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL")
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
-    """0 when every verified process is gone, 1 if one survived SIGKILL, 2 if Redis is unreachable."""
-    args = parse_args(argv)
-    host, _, port = (args.redis_address or f"127.0.0.1:{args.redis_port}").rpartition(":")
-    client = redis.Redis(host=host, port=int(port), socket_timeout=5, socket_connect_timeout=3,
-                         decode_responses=True, retry=Retry(NoBackoff(), 1))
+def redis_address(args) -> str:
+    """host:port of the Redis to use (see REDIS_HELP)."""
+    if args.redis_address:
+        return args.redis_address
+    if args.redis_port is not None:
+        return f"127.0.0.1:{args.redis_port}"
+    if args.yaml_config:
+        from mindspore_federated.config import load_config
+
+        return load_config(args.yaml_config, role="scheduler").redis_address
+    return f"127.0.0.1:{DEFAULT_REDIS_PORT}"
+
+
+def main(argv=None, default_yaml=None) -> int:
+    """0 when every verified process is gone, 1 if one survived SIGKILL, 2 if Redis is unreachable,
+    3 if the YAML given for the Redis address is unusable."""
+    args = parse_args(argv, default_yaml)
+    try:
+        address = redis_address(args)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    if address.startswith("unix:"):
+        kwargs = {"unix_socket_path": address[len("unix:"):]}
+    else:
+        host, _, port = address.rpartition(":")
+        kwargs = {"host": host, "port": int(port)}
+    client = redis.Redis(**kwargs, socket_timeout=5, socket_connect_timeout=3, decode_responses=True,
+                         retry=Retry(NoBackoff(), 1))
     try:
         entries = read_entries(client, registry_keys(client, args.fl_name))
         if args.scheduler_port is not None:
             entries = filter_by_scheduler(entries, args.scheduler_port)
+            if not entries:
+                print(f"no scheduler registered with scheduler port {args.scheduler_port} in Redis {address}",
+                      file=sys.stderr)
         targets = select_targets(client, entries)
         survivors = stop(targets, args.timeout)
         cas_hdel = client.register_script(_CAS_HDEL)
@@ -167,7 +213,7 @@ def main(argv=None) -> int:
             if target not in survivors:
                 cas_hdel(keys=[target.key], args=[target.node_id, target.raw])
     except redis.RedisError as exc:
-        print(f"error: cannot use Redis at {host}:{port}: {exc}", file=sys.stderr)
+        print(f"error: cannot use Redis at {address}: {exc}", file=sys.stderr)
         return 2
     finally:
         client.close()

@@ -1,6 +1,7 @@
 """Scheduler, CLI and finish_cloud as real processes against a real redis-server over real HTTP."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -145,6 +146,71 @@ def test_redis_outage_then_recovery(fresh_redis, fl_name, procs, tmp_path):
     client.close()
 
 
+def raw_request(address, head, body_chunks=(), timeout=30.0):
+    """Sends `head` (request line + headers) and then `body_chunks` over one socket; returns (status, body)."""
+    host, _, port = address.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+        conn.sendall(head.encode())
+        try:
+            for chunk in body_chunks:
+                conn.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the scheduler answered (and closed) before the whole body was sent
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            data = conn.recv(65536)
+            assert data, f"connection closed before a reply: {reply!r}"
+            reply += data
+        header, _, rest = reply.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", header).group(1))
+        while len(rest) < length:
+            data = conn.recv(65536)
+            assert data, "connection closed inside the reply body"
+            rest += data
+        return int(header.split()[1]), rest[:length]
+
+
+def post_head(path, length=None, chunked=False):
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {length}"
+    return f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+
+
+def test_body_limit_and_unknown_paths_on_a_real_process(redis_server, fl_name, procs, tmp_path):
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name)
+    _, address = start_scheduler(procs, yaml_path, free_port())
+    client = sync_redis(redis_server)
+    FakeCluster(client, fl_name).bootstrap()
+    too_big = {"code": "1", "error_message": "The post message is bigger than 100mb."}
+    limit = 100 * 1024 * 1024
+    # one byte over the limit, announced by Content-Length: refused before the body is read
+    status, body = raw_request(address, post_head("/newInstance", limit + 1))
+    assert (status, json.loads(body)) == (400, too_big)
+    # one byte over the limit, streamed without a length: refused once the limit is passed
+    chunk = b" " * (1 << 20)
+    frames = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * 100 + [b"1\r\n \r\n0\r\n\r\n"]
+    status, body = raw_request(address, post_head("/newInstance", chunked=True), frames)
+    assert (status, json.loads(body)) == (400, too_big)
+    # exactly the limit is accepted: a JSON object padded with whitespace to 100 MiB starts a new instance
+    doc = b'{"fl_iteration_num": 7}'
+    pad = limit - len(doc)
+    frames = [doc] + [b" " * (1 << 20)] * (pad >> 20) + [b" " * (pad & ((1 << 20) - 1))]
+    status, body = raw_request(address, post_head("/newInstance", limit), frames)
+    assert (status, json.loads(body)) == (200, {"code": "0", "message": errors.SCHED_NEW_INSTANCE_OK})
+    assert http(address, "/queryInstance")[1]["result"]["fl_iteration_num"] == 7
+    # unknown paths: 404 for any method, and the process keeps serving
+    for method in ("GET", "POST"):
+        req = urllib.request.Request(f"http://{address}/nodes/extra", data=b"{}" if method == "POST" else None,
+                                     method=method)
+        try:
+            urllib.request.urlopen(req, timeout=10).close()
+            raise AssertionError(f"{method} of an unknown path did not fail")
+        except urllib.error.HTTPError as err:
+            with err:
+                assert err.code == 404
+    assert http(address, "/state")[0] == 200
+    client.close()
+
+
 def test_start_failures_and_older_flags(redis_server, fl_name, procs, tmp_path):
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name)
     bad = procs.python("bad", "-m", "mindspore_federated.scheduler", "--yaml_config", yaml_path,
@@ -161,12 +227,20 @@ def test_start_failures_and_older_flags(redis_server, fl_name, procs, tmp_path):
     assert sched.BIND_FAILED.format(address=f"127.0.0.1:{port}", reason="") in taken.output()
     assert registration(sync_redis(redis_server), fl_name, f"scheduler:127.0.0.1:{port}") is None
     port = free_port()
+    other_fl = f"{fl_name}_seed001"
     older = procs.python("older", "-m", "mindspore_federated.scheduler", "--yaml_config", yaml_path,
                          "--scheduler_ip", "127.0.0.1", "--scheduler_manage_port", str(port),
-                         "--scheduler_port", "6667", "--server_num", "4")
+                         "--scheduler_port", "6667", "--server_num", "4", "--fl_name", other_fl)
     assert older.wait_ready(timeout=20).endswith(f"READY scheduler 127.0.0.1:{port}")
-    assert "--scheduler_port is not used by this scheduler and is ignored" in older.output()
+    assert "--server_num is not used by this scheduler and is ignored" in older.output()
+    entry = registration(sync_redis(redis_server), other_fl, f"scheduler:127.0.0.1:{port}")
+    assert (entry["scheduler_port"], entry["fl_name"]) == (6667, other_fl)   # --fl_name applied
+    assert http(f"127.0.0.1:{port}", "/state")[1]["error_message"] == errors.SCHED_NO_CLUSTER.format(
+        fl_name=other_fl)
     assert older.stop() == 0
+    unknown = procs.python("unknown", "-m", "mindspore_federated.scheduler", "--yaml_config", yaml_path,
+                           "--scheduler_manage_address", f"127.0.0.1:{free_port()}", "--no_such_flag", "1")
+    assert unknown.wait_exit(timeout=20) == 2 and "unrecognized arguments: --no_such_flag" in unknown.output()
 
 
 def test_cli_commands_and_exit_codes(redis_server, fl_name, procs, tmp_path):

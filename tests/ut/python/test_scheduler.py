@@ -127,6 +127,13 @@ def test_instance_names_are_unique_and_formatted():
     assert sched.new_instance_name(current=names[-1]) != names[-1]
 
 
+def test_body_limit_is_the_references_100_mib():
+    # the reference refuses a body longer than kMaxMessageSize = 100 * 2^20 bytes with this text
+    assert sched.MAX_BODY == 100 * 1024 * 1024 == 104857600
+    assert sched.POST_TOO_BIG == "The post message is bigger than 100mb."
+    assert sched.Scheduler(make_config("pin", "127.0.0.1:1"), "127.0.0.1:11202").max_body == sched.MAX_BODY
+
+
 def test_json_body_parsing():
     assert sched.parse_json_object(b'{"a": 1}') == {"a": 1}
     for bad in (b"{", b"\xff", b'{"a": NaN}', b'{"a": Infinity}', b"[1]", b"3"):
@@ -242,7 +249,7 @@ def test_new_instance_validation(redis_server, fl_name):
         assert await api.error("/newInstance") == errors.SCHED_POST_SIZE
         assert await api.error("/newInstance", raw=b"") == errors.SCHED_POST_SIZE
         api.scheduler.max_body = 64
-        assert await api.error("/newInstance", {"pad": "x" * 100}) == errors.SCHED_POST_SIZE
+        assert await api.error("/newInstance", {"pad": "x" * 100}) == sched.POST_TOO_BIG
         api.scheduler.max_body = sched.MAX_BODY
         for raw in (b"{not json", b'{"client_learning_rate": NaN}', b'["fl_iteration_num"]'):
             assert (await api.error("/newInstance", raw=raw)).startswith("Illegal JSON format:")
