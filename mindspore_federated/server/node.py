@@ -101,10 +101,25 @@ class ServerNode:
             raise errors.FederatedError(errors.START_STOPPING.format(fl_name=self.cfg.fl_name))
         self.apply_hyper_params(await self.state.sync_hyper_params(self.inst, local_hp))
         await self.state.declare_model(self.spec)
+        if await self._lost_own_updates(status):
+            status = await self.state.status(self.inst)
         self.iteration = int(status["iterationNum"])
         self.running_state = int(status["runningState"])
         if self.initial_model is not None:  # else the model comes from a peer or a checkpoint (app.py)
             self.store.put(self.iteration - 1, self.initial_model)
+
+    async def _lost_own_updates(self, status):
+        """A restart under the same node id within an iteration this node accepted updates for: those updates
+        died with the old process, so the iteration fails now (before peers could aggregate without them)."""
+        iteration = int(status["iterationNum"])
+        if int(status.get("runningState", 0)) != InstanceState.RUNNING or \
+                not (await self.state.update_counts(self.inst, iteration)).get(self.node_id):
+            return False
+        logger.warning("node %s accepted updates of iteration %s before it restarted: failing the iteration",
+                       self.node_id, iteration)
+        await self.state.finish_iteration(self.inst, iteration, False, errors.ITER_SERVER_EXITED,
+                                          self.fl_iteration_num, "none", 0)
+        return True
 
     async def register(self, info):
         self._info = json.dumps(info)

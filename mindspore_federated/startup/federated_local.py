@@ -119,9 +119,11 @@ class FLServerJob:
         check_address(self.http_server_address, "http_server_address")
         if cfg.enable_ssl and (self.ssl_config is None or not self.ssl_config.client_password):
             raise RuntimeError(errors.SSL_CLIENT_PASSWORD_EMPTY)
-        fm = _apply_recovery_checkpoint(_feature_map_from(feature_map), self.checkpoint_dir, cfg.fl_name)
-        if len(fm) == 0:
-            raise RuntimeError(errors.START_EMPTY_MODEL)
+        fm = _feature_map_from(feature_map)
+        if len(fm) > 0:
+            fm = _apply_recovery_checkpoint(fm, self.checkpoint_dir, cfg.fl_name)
+        # else the server takes the cluster's declared model: from a live peer, else its newest matching
+        # recovery checkpoint, else it fails with START_EMPTY_MODEL.
         if self.checkpoint_dir:
             os.makedirs(self.checkpoint_dir, exist_ok=True)
         recovery = recovery_path(json_config, self.http_server_address)

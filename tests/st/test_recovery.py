@@ -352,10 +352,11 @@ def make_yaml(tmp_path, redis_server, fl_name, iterations=ITERATIONS):
                       fl_iteration_num=iterations)
 
 
-def _server_sigkill_restart(tmp_path, redis_server, fl_name, procs, scenario, start):
+def _server_sigkill_restart(tmp_path, redis_server, fl_name, procs, scenario, start, at_once=False):
     """Iteration 2 is under way (both devices started, one update held by b) when b is SIGKILLed; b is
     restarted with the same node id and takes its rank back; training then runs to the end.
-    `start(name, workdir, node_id)` starts a server (node_id None: a generated one)."""
+    `start(name, workdir, node_id)` starts a server (node_id None: a generated one). `at_once`: b is restarted
+    right away, racing the survivor's check for exited servers; iteration 2 must fail either way."""
     yaml_path = make_yaml(tmp_path, redis_server, fl_name)
     monitor = Monitor(redis_server.port, fl_name, [tmp_path / "a", tmp_path / "b"])
     monitor.start()
@@ -374,10 +375,12 @@ def _server_sigkill_restart(tmp_path, redis_server, fl_name, procs, scenario, st
         t0 = time.monotonic()
         monitor.addresses[:] = [a]
         # the update b held died with it: the survivor fails iteration 2 (it must never succeed without it).
-        # b is restarted once that happened: a restart with the same node id that beats the survivor's
-        # 1 s server check hides the loss (see the report of this change: a server-side race)
-        wait_for(lambda: health(a)["iteration"] == 3, 15, what="iteration 2 failed after the SIGKILL")
+        # b is restarted once that happened, or (at_once) before: then the restarted b, finding updates
+        # counted under its node id, fails the iteration itself, whoever notices first
+        if not at_once:
+            wait_for(lambda: health(a)["iteration"] == 3, 15, what="iteration 2 failed after the SIGKILL")
         pb2, b2 = start(yaml_path, "b2", tmp_path / "b", "node-b")
+        wait_for(lambda: health(a)["iteration"] == 3, 15, what="iteration 2 failed after the SIGKILL")
         monitor.addresses[:] = [a, b2]
         assert pb2.wait_ready().split("node=")[1] == "node-b"
         assert client.hget(Keys(fl_name).ranks, "node-b") == rank_before
@@ -399,6 +402,14 @@ def test_server_sigkill_restart_with_ms_node_id(tmp_path, redis_server, fl_name,
         env = {"MS_NODE_ID": node_id} if node_id else None
         return start_server(procs, yaml_path, workdir, name=name, entry=ENTRY, env=env)
     _server_sigkill_restart(tmp_path, redis_server, fl_name, procs, "server_sigkill_restart_ms_node_id", start)
+
+
+def test_server_sigkill_and_immediate_restart_never_hides_the_lost_update(tmp_path, redis_server, fl_name, procs):
+    def start(yaml_path, name, workdir, node_id):
+        env = {"MS_NODE_ID": node_id} if node_id else None
+        return start_server(procs, yaml_path, workdir, name=name, entry=ENTRY, env=env)
+    _server_sigkill_restart(tmp_path, redis_server, fl_name, procs, "server_sigkill_immediate_restart", start,
+                            at_once=True)
 
 
 def test_server_sigkill_restart_with_node_id_flag(tmp_path, redis_server, fl_name, procs):
