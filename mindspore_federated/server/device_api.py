@@ -125,8 +125,7 @@ class DeviceApi:
             reply = str(exc).encode()
         except RedisError as exc:
             logger.warning("%s: distributed cache error: %s", name, exc)
-            node.cache_ok = False
-            node.request_sync()
+            node.cache_failed(exc)
             reply = errors.JOB_DISABLED.encode()
         except Exception:  # noqa: BLE001 - any bug must become an error reply, not a dropped connection
             logger.exception("%s failed", name)

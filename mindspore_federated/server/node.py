@@ -8,7 +8,7 @@ import socket
 import time
 
 import numpy as np
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
 
 from mindspore_federated import errors
 from mindspore_federated.log import get_logger
@@ -355,6 +355,20 @@ class ServerNode:
     def request_sync(self):
         self._sync_wanted.set()
 
+    def cache_failed(self, exc):
+        """A Redis command failed: safe mode until the next successful sync (requested now); a lost connection
+        also drops the idle pooled ones, which a restarted Redis would refuse one by one."""
+        self.cache_ok = False
+        self.request_sync()
+        if isinstance(exc, RedisConnectionError) and not self.stopping:
+            self.spawn(self._reset_connections())
+
+    async def _reset_connections(self):
+        try:
+            await self.state.reset_idle_connections()
+        except (RedisError, OSError) as exc:
+            logger.debug("resetting the Redis pool failed: %s", exc)
+
     async def sync_loop(self):
         while not self.stopping:
             try:
@@ -373,7 +387,7 @@ class ServerNode:
                     logger.info("distributed cache reachable again")
                 self.cache_ok = True
             except RedisError as exc:
-                self.cache_ok = False
+                self.cache_failed(exc)
                 if time.monotonic() - self._cache_error_logged > 15:
                     logger.error("distributed cache unavailable: %s", exc)
                     self._cache_error_logged = time.monotonic()

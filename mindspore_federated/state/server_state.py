@@ -198,6 +198,11 @@ class ServerState:
                 {_s(a): int(b) for a, b in counts.items()}, {_s(a): int(b) for a, b in timers.items()},
                 sum(int(v) for v in aggregated))
 
+    async def reset_idle_connections(self):
+        """Drops every idle pooled connection (after a connection error: Redis may have restarted, and each
+        stale connection would otherwise fail once, on its next use)."""
+        await self.r.connection_pool.disconnect(inuse_connections=False)
+
     async def update_counts(self, inst, iteration):
         """node id -> number of updates it accepted this iteration."""
         raw = await self.r.hgetall(self.keys.server_count(inst, iteration, "updateModel"))

@@ -32,7 +32,7 @@ ONES = {"w1": np.ones(6, np.float32), "b1": np.ones(3, np.float32)}
 INITIAL_W1 = np.arange(6, dtype=np.float32)   # tests/st/server_entry.py and small_model_ckpt()
 INITIAL = "initial model"
 ITERATIONS = 4
-REDIS_LOSS_ITERATIONS, REDIS_LOSS_TOLERATED = 7, 3   # iterations lost to a defect after a Redis restart
+REDIS_LOSS_ITERATIONS, REDIS_LOSS_TOLERATED = 7, 1   # more iterations a Redis restart may cost
 MONITOR_DEADLINE_S = 120.0
 RESULTS_FILE = os.path.join(REPO, "bench", "results", "recovery_times.txt")
 
@@ -475,9 +475,8 @@ def test_redis_killed_and_restarted_empty(tmp_path, fresh_redis, fl_name, procs)
         for address in addresses:   # the failed iteration kept the model of iteration 1
             np.testing.assert_array_equal(get_model(address, fl_name, 2).features["w1"].ravel(),
                                           np.full(6, 4.0, np.float32))
-        # known server defect: each pooled Redis connection broken by the restart fails its first command
-        # (updateModel answers "disabled" although applied, an aggregation fails and the peer waits out its
-        # all-reduce), which costs more iterations; up to REDIS_LOSS_TOLERATED are accepted here
+        # a server drops its idle pooled connections at its first connection error, but the command that hit
+        # it (on each server) still fails: rarely (1 run in 10 here) that costs one more iteration
         iteration, lost = train_next(monitor, addresses, fl_name, 5.0, tolerate_lost=REDIS_LOSS_TOLERATED)
         record("redis_sigkill_restart_empty", time.monotonic() - t0)
         assert iteration == 3 + len(lost), (iteration, lost)
