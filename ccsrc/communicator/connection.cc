@@ -1,4 +1,4 @@
-// Connection implementation: non-blocking sendmsg/recv, reply matching, close propagation.
+// Connection implementation: non-blocking reads/writes through its ByteStream, reply matching, close propagation.
 #include "communicator/connection.h"
 
 #include <sys/socket.h>
@@ -47,10 +47,10 @@ CallResult PendingCall::wait(Deadline deadline) {
   return std::move(result_);
 }
 
-Connection::Connection(EventLoop& loop, Socket sock, std::string peer, bool inbound, uint64_t maxPayload,
-                       ConnectionListener* listener)
+Connection::Connection(EventLoop& loop, std::unique_ptr<ByteStream> stream, std::string peer, bool inbound,
+                       uint64_t maxPayload, ConnectionListener* listener)
     : loop_(loop),
-      sock_(std::move(sock)),
+      stream_(std::move(stream)),
       inbound_(inbound),
       listener_(listener),
       decoder_(maxPayload),
@@ -69,7 +69,7 @@ std::string Connection::closeReason() const {
 void Connection::attach() {
   std::lock_guard<std::mutex> lock(writeMu_);
   uint32_t events = EPOLLIN | EPOLLRDHUP | (wantWrite_ ? EPOLLOUT : 0u);
-  loopId_ = loop_.add(sock_.fd(), events, shared_from_this());
+  loopId_ = loop_.add(stream_->fd(), events, shared_from_this());
 }
 
 void Connection::send(Bytes frame) {
@@ -93,17 +93,14 @@ bool Connection::flushLocked(std::string* error) {
       iov[n].iov_base = it->data.get() + skip;
       iov[n].iov_len = it->size - skip;
     }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = n;
-    ssize_t sent = ::sendmsg(sock_.fd(), &msg, MSG_NOSIGNAL);
+    ssize_t sent = stream_->writeSome(iov, n);
     if (sent < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         setWantWriteLocked(true);
         return true;
       }
-      *error = errnoText("sendmsg", errno);
+      *error = errnoText("send", errno);
       return false;
     }
     size_t left = static_cast<size_t>(sent);
@@ -147,7 +144,7 @@ void Connection::close(const std::string& reason) {
     if (closed_.exchange(true)) return;
     closeReason_ = reason;
   }
-  sock_.shutdownBoth();  // the fd itself is closed with the last reference, so it cannot be reused early
+  stream_->shutdownBoth();  // the fd itself is closed with the last reference, so it cannot be reused early
   uint64_t loopId = 0;
   {
     std::lock_guard<std::mutex> lock(writeMu_);
@@ -171,7 +168,7 @@ void Connection::onEvents(uint32_t events) {
   if (!closed_ && (events & (EPOLLHUP | EPOLLERR))) {
     int err = 0;
     socklen_t len = sizeof(err);
-    (void)getsockopt(sock_.fd(), SOL_SOCKET, SO_ERROR, &err, &len);
+    (void)getsockopt(stream_->fd(), SOL_SOCKET, SO_ERROR, &err, &len);
     close(err != 0 ? errnoText("socket", err) : std::string("connection hung up"));
   }
 }
@@ -179,7 +176,7 @@ void Connection::onEvents(uint32_t events) {
 void Connection::handleReadable() {
   size_t budget = kReadBudget;
   while (!closed_ && budget > 0) {
-    ssize_t n = ::recv(sock_.fd(), decoder_.bufferData(), decoder_.bufferSize(), 0);
+    ssize_t n = stream_->readSome(decoder_.bufferData(), decoder_.bufferSize());
     if (n == 0) {
       close("connection closed by peer");
       return;

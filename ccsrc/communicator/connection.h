@@ -14,7 +14,7 @@
 
 #include "communicator/event_loop.h"
 #include "communicator/framing.h"
-#include "communicator/socket.h"
+#include "communicator/stream.h"
 #include "communicator/time.h"
 
 namespace fl::comm {
@@ -56,8 +56,8 @@ class PendingCall {
 
 class Connection : public EventHandler, public std::enable_shared_from_this<Connection> {
  public:
-  Connection(EventLoop& loop, Socket sock, std::string peer, bool inbound, uint64_t maxPayload,
-             ConnectionListener* listener);
+  Connection(EventLoop& loop, std::unique_ptr<ByteStream> stream, std::string peer, bool inbound,
+             uint64_t maxPayload, ConnectionListener* listener);
 
   // Registers with the event loop; frames queued before attach() are flushed by it.
   void attach();
@@ -86,7 +86,7 @@ class Connection : public EventHandler, public std::enable_shared_from_this<Conn
   void dispatch(Frame&& frame);
 
   EventLoop& loop_;
-  Socket sock_;
+  std::unique_ptr<ByteStream> stream_;
   const bool inbound_;
   ConnectionListener* listener_;
   FrameDecoder decoder_;  // loop thread only

@@ -42,7 +42,8 @@ std::shared_ptr<Connection> TcpClient::get(const std::string& peer, Deadline dea
 
 std::shared_ptr<Connection> TcpClient::connect(const std::string& peer, Deadline deadline) {
   Socket sock = Socket::connectTo(Address::parse(peer), deadline);
-  auto conn = std::make_shared<Connection>(loop_, std::move(sock), peer, false, maxPayload_, this);
+  auto conn = std::make_shared<Connection>(loop_, std::make_unique<PlainStream>(std::move(sock)), peer, false,
+                                           maxPayload_, this);
   FrameHeader hello;
   hello.type = FrameType::kHello;
   conn->send(encodeFrame(hello, {selfAddress_}));  // queued first, so it precedes every other frame

@@ -13,36 +13,13 @@ import redis
 from mindspore_federated import errors
 from mindspore_federated.client import messages as m
 from mindspore_federated.state.keys import Keys
-from tests.utils.cluster import post, start_server, write_yaml
+from tests.utils.cluster import (get_model, post, start_job, start_server, update,  # noqa: F401
+                                 wait_model, write_yaml)
 from tests.utils.wait import wait_for
 
 SUCCEED = 200
 # a server with a small model (w1 2x3, b1 3, and "frozen" 4 with require_aggr=False) and printing callbacks
 ENTRY = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "server_entry.py"),)
-
-
-def start_job(address, fl_name, fl_id, iteration=1, data_size=10):
-    status, body = post(address, "startFLJob", m.build_start_fl_job(fl_name, fl_id, iteration, data_size))
-    assert status == 200
-    return m.parse_start_fl_job(body)
-
-
-def update(address, fl_name, fl_id, iteration, features):
-    status, body = post(address, "updateModel", m.build_update_model(fl_name, fl_id, iteration, features))
-    assert status == 200
-    return m.parse_update_model(body)
-
-
-def get_model(address, fl_name, iteration):
-    status, body = post(address, "getModel", m.build_get_model(fl_name, iteration))
-    assert status == 200
-    return m.parse_get_model(body)
-
-
-def wait_model(address, fl_name, iteration, timeout=10.0):
-    """The getModel reply of `iteration` once `address` serves it."""
-    return wait_for(lambda: (r := get_model(address, fl_name, iteration)).retcode == SUCCEED and r,
-                    timeout, what=f"model of iteration {iteration} on {address}")
 
 
 class Registry:

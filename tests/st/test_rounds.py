@@ -11,36 +11,13 @@ import pytest
 
 from mindspore_federated.client import messages as m
 from mindspore_federated.schema.fbs import FeatureMap, RequestFLJob, RequestUpdateModel
-from tests.utils.cluster import post, start_server, write_yaml
+from tests.utils.cluster import (get_model, post, start_job, start_server, update,  # noqa: F401
+                                 wait_model, write_yaml)
 from tests.utils.wait import wait_for
 
 ENTRY = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "server_entry.py"),)
 SUCCEED, SUC_NOT_READY, OUT_OF_TIME, REQUEST_ERROR = 200, 201, 300, 400
 FINISHED = b"The server's training job is disabled or finished."
-
-
-def start_job(address, fl_name, fl_id, iteration=1, data_size=10):
-    status, body = post(address, "startFLJob", m.build_start_fl_job(fl_name, fl_id, iteration, data_size))
-    assert status == 200
-    return m.parse_start_fl_job(body)
-
-
-def update(address, fl_name, fl_id, iteration, features, loss=0.0, acc=0.0):
-    status, body = post(address, "updateModel", m.build_update_model(fl_name, fl_id, iteration, features,
-                                                                       upload_loss=loss, upload_accuracy=acc))
-    assert status == 200
-    return m.parse_update_model(body)
-
-
-def get_model(address, fl_name, iteration):
-    status, body = post(address, "getModel", m.build_get_model(fl_name, iteration))
-    assert status == 200
-    return m.parse_get_model(body)
-
-
-def wait_model(address, fl_name, iteration, timeout=10.0):
-    return wait_for(lambda: (r := get_model(address, fl_name, iteration)).retcode == SUCCEED and r,
-                    timeout, what=f"model of iteration {iteration}")
 
 
 # ---- request bodies the SDK never sends: fields left out ------------------------------------------------

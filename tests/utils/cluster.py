@@ -5,6 +5,7 @@ import urllib.request
 import yaml
 
 from tests.utils.redis_server import free_port
+from tests.utils.wait import wait_for
 
 BASE_CONFIG = {
     "fl_name": "Lenet",
@@ -63,3 +64,39 @@ def post(address, name, body, timeout=10.0, prefix="/"):
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+# ---- a tiny device client (the wire format of mindspore_federated.client.messages) ------------------------
+
+SUCCEED = 200
+
+
+def start_job(address, fl_name, fl_id, iteration=1, data_size=10):
+    from mindspore_federated.client import messages as m
+
+    status, body = post(address, "startFLJob", m.build_start_fl_job(fl_name, fl_id, iteration, data_size))
+    assert status == 200
+    return m.parse_start_fl_job(body)
+
+
+def update(address, fl_name, fl_id, iteration, features, loss=0.0, acc=0.0):
+    from mindspore_federated.client import messages as m
+
+    status, body = post(address, "updateModel", m.build_update_model(fl_name, fl_id, iteration, features,
+                                                                       upload_loss=loss, upload_accuracy=acc))
+    assert status == 200
+    return m.parse_update_model(body)
+
+
+def get_model(address, fl_name, iteration):
+    from mindspore_federated.client import messages as m
+
+    status, body = post(address, "getModel", m.build_get_model(fl_name, iteration))
+    assert status == 200
+    return m.parse_get_model(body)
+
+
+def wait_model(address, fl_name, iteration, timeout=10.0):
+    """The getModel reply of `iteration` once `address` serves it."""
+    return wait_for(lambda: (r := get_model(address, fl_name, iteration)).retcode == SUCCEED and r,
+                    timeout, what=f"model of iteration {iteration} on {address}")
