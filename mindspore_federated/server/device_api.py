@@ -84,7 +84,7 @@ class UploadPool:
 
 
 class DeviceApi:
-    """What every HTTP engine calls: `route(path)` then `await handle(name, body)` -> reply bytes."""
+    """What every HTTP engine calls: `route(path)`, then `handle(name, body)` (bytes, or a coroutine of them)."""
 
     def __init__(self, node, url_prefix, max_body, max_uploads):
         self.node = node
@@ -104,8 +104,9 @@ class DeviceApi:
         return json.dumps({"node_id": node.node_id, "iteration": node.iteration, "instance": node.inst,
                            "cache_ok": node.cache_ok, "running_state": node.running_state}).encode()
 
-    async def handle(self, name, body):
-        """Reply bytes for a (non-empty) body of round `name`; never raises for anything a device sends."""
+    def handle(self, name, body):
+        """The reply to a (non-empty) body of round `name`: bytes when it is known at once (gate, verification,
+        the synchronous rounds), else a coroutine that returns them. Never raises for anything a device sends."""
         node = self.node
         table, _, is_async, bad_reply = ROUNDS[name]
         node.hooks.record_traffic(len(body), 0)
@@ -115,22 +116,39 @@ class DeviceApi:
         if table is not None and not _core.verify(table, body):
             node.stats.count_rejected_body(name)
             return bad_reply(node)
-        method = self._methods[name]
+        if is_async:
+            return self._run_async(name, body)
         node.inflight += 1
         try:
-            reply = (await method(body)) if is_async else method(body)
-            if reply is None:
-                reply = bad_reply(node)
-        except Unavailable as exc:
+            return self._finish(name, self._methods[name](body))
+        except Exception as exc:  # noqa: BLE001 - any bug must become an error reply, not a dropped connection
+            return self._finish(name, None, exc)
+        finally:
+            node.inflight -= 1
+
+    async def _run_async(self, name, body):
+        node = self.node
+        node.inflight += 1
+        try:
+            return self._finish(name, await self._methods[name](body))
+        except Exception as exc:  # noqa: BLE001 - as above
+            return self._finish(name, None, exc)
+        finally:
+            node.inflight -= 1
+
+    def _finish(self, name, reply, exc=None):
+        """Maps a round's result (or exception) to the reply bytes and counts them."""
+        node = self.node
+        if exc is None:
+            reply = reply if reply is not None else ROUNDS[name][3](node)
+        elif isinstance(exc, Unavailable):
             reply = str(exc).encode()
-        except RedisError as exc:
+        elif isinstance(exc, RedisError):
             logger.warning("%s: distributed cache error: %s", name, exc)
             node.cache_failed(exc)
             reply = errors.JOB_DISABLED.encode()
-        except Exception:  # noqa: BLE001 - any bug must become an error reply, not a dropped connection
-            logger.exception("%s failed", name)
+        else:
+            logger.error("%s failed", name, exc_info=exc)
             reply = errors.INNER_ERROR.encode()
-        finally:
-            node.inflight -= 1
         node.hooks.record_traffic(0, len(reply))
         return reply

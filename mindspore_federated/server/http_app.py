@@ -53,6 +53,11 @@ async def _read_upload(api, request):
     return buf, view
 
 
+async def _answer(api, name, body):
+    reply = api.handle(name, body)
+    return reply if isinstance(reply, bytes) else await reply
+
+
 def _make_handler(api, name):
     async def handler(request):
         if name not in UPLOAD_ROUNDS:
@@ -60,10 +65,10 @@ def _make_handler(api, name):
                 body = await request.read()
             except web.HTTPRequestEntityTooLarge:
                 return _error_json()
-            return await _reply(request, await api.handle(name, body) if body else None)
+            return await _reply(request, await _answer(api, name, body) if body else None)
         buf, body = await _read_upload(api, request)
         try:
-            reply = await api.handle(name, body) if body else None  # done with the body when it returns
+            reply = await _answer(api, name, body) if body else None  # done with the body when it returns
         finally:
             if body is not None:
                 with contextlib.suppress(BufferError):  # a view still exported: refcounting frees it

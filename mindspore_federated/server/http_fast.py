@@ -217,8 +217,9 @@ class _Connection(asyncio.Protocol):
             return
         self.slot = slot
         self._start_body()
-        self.transport.resume_reading()
-        self._advance()
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+            self._advance()
 
     def _start_body(self):
         req = self.req
@@ -279,31 +280,48 @@ class _Connection(asyncio.Protocol):
             del self.buf[:start + size + 2]
 
     def _dispatch(self):
+        """The body is complete: answer at once when the round needs no waiting, else in a task."""
         self.state = _BUSY
-        self.transport.pause_reading()  # pipelined requests wait (in self.buf and the kernel) for this reply
         body, self.target = self.target, None
-        asyncio.get_running_loop().create_task(self._run(self.req, body))
-
-    async def _run(self, req, body):
         try:
-            reply = await self.api.handle(req.name, body) if len(body) else None
+            reply = self.api.handle(self.req.name, body) if len(body) else None
         except Exception:  # noqa: BLE001 - the engine itself must never drop a device silently
-            logger.exception("%s failed in the HTTP engine", req.name)
+            logger.exception("%s failed in the HTTP engine", self.req.name)
+            reply = None
+        if reply is None or isinstance(reply, bytes):
+            self._done(body)
+            self._reply(reply)  # the caller (_advance) goes on with pipelined requests
+            return
+        self.transport.pause_reading()  # pipelined requests wait (in self.buf and the kernel) for this reply
+        asyncio.get_running_loop().create_task(self._await_reply(reply, body))
+
+    async def _await_reply(self, pending, body):
+        try:
+            reply = await pending
+        except Exception:  # noqa: BLE001 - as above
+            logger.exception("%s failed in the HTTP engine", self.req.name if self.req else "?")
             reply = None
         finally:
-            if isinstance(body, memoryview):
-                with contextlib.suppress(BufferError):
-                    body.release()
-            self._give_back()
+            self._done(body)
         if self.state != _BUSY:
             return  # the device went away meanwhile
+        self._reply(reply)
+        if self.state == _HEAD and not self.transport.is_closing():
+            self.transport.resume_reading()
+            self._advance()
+
+    def _done(self, body):
+        """The round is done with the body: views released, the upload buffer goes back to the pool."""
+        if isinstance(body, memoryview):
+            with contextlib.suppress(BufferError):
+                body.release()
+        self._give_back()
+
+    def _reply(self, reply):
         if reply is None:
             self._finish(500, _JSON, ERROR_JSON)
         else:
             self._finish(200, _OCTETS, reply)
-        if self.state == _HEAD:
-            self.transport.resume_reading()
-            self._advance()
 
     def _send_large(self, head, body):
         """head, then as much of `body` as the socket takes now by sendfile(2); the rest through the transport
