@@ -15,7 +15,7 @@ from mindspore_federated.server.http_app import AiohttpDeviceServer
 from mindspore_federated.server.http_fast import FastDeviceServer
 from mindspore_federated.server.model import Model, ModelSpec
 from mindspore_federated.server.node import ServerNode
-from mindspore_federated.server.peers import ALLREDUCE_TIMEOUT_S, Peers, max_frame_bytes
+from mindspore_federated.server.peers import Peers, max_frame_bytes
 from mindspore_federated.server.summary import (IterationStats, append_failure_event, append_json_line, ensure_file,
                                                 metrics_line)
 from mindspore_federated.state.keys import METRICS_STATE_NAMES
@@ -26,8 +26,8 @@ logger = get_logger(__name__)
 CONNECT_DEADLINE_S = 10.0
 REG_LOCK_DEADLINE_S = 60.0
 DRAIN_DEADLINE_S = 5.0
-AGGREGATION_DRAIN_S = ALLREDUCE_TIMEOUT_S + 2.0  # a stopping server finishes the all-reduce it is part of
-HOOK_DRAIN_S = 3.0                               # and the summary of an iteration it is writing
+AGGREGATION_DRAIN_MIN_S = 1.0  # a stopping server finishes the all-reduce it is part of, if it can
+HOOK_DRAIN_S = 3.0             # and the summary of an iteration it is writing
 SUMMARY_WAIT_S = 3.0
 PEER_WAIT_S = 20.0
 
@@ -246,11 +246,11 @@ class ServerApp:
             node.spawn(loop_coro)
         await self._stop.wait()
         node.leaving = True
-        deadline = time.monotonic() + DRAIN_DEADLINE_S
+        deadline = time.monotonic() + DRAIN_DEADLINE_S  # in-flight requests and a due aggregation share it
         while node.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         try:
-            await node.drain(AGGREGATION_DRAIN_S)
+            await node.drain(max(AGGREGATION_DRAIN_MIN_S, deadline - time.monotonic()))
         except Exception:  # noqa: BLE001 - the stop goes on whatever happened to the aggregation
             logger.exception("draining the aggregation failed")
 
