@@ -39,11 +39,11 @@ class _BadRequest(Exception):
 class _Request:
     """What the head of one request says."""
 
-    __slots__ = ("name", "path", "length", "chunked", "keep_alive", "expect_continue", "upload")
+    __slots__ = ("name", "path", "length", "chunked", "keep_alive", "expect_continue", "upload", "http10")
 
-    def __init__(self, name, path, length, chunked, keep_alive, expect_continue):
+    def __init__(self, name, path, length, chunked, keep_alive, expect_continue, http10):
         self.name, self.path, self.length, self.chunked = name, path, length, chunked
-        self.keep_alive, self.expect_continue = keep_alive, expect_continue
+        self.keep_alive, self.expect_continue, self.http10 = keep_alive, expect_continue, http10
         self.upload = name in UPLOAD_ROUNDS
 
 
@@ -79,12 +79,13 @@ def _parse_head(head, routes):
     name = routes.get(path)
     if name is None and path == HEALTH_PATH and method == b"GET":
         name = ""
-    return _Request(name, path, length or 0, chunked, keep_alive, expect == b"100-continue")
+    return _Request(name, path, length or 0, chunked, keep_alive, expect == b"100-continue", version != b"HTTP/1.1")
 
 
-def _response(status, ctype, body, keep_alive):
+def _response(status, ctype, body, keep_alive, http10=False):
+    connection = (b"Connection: keep-alive\r\n" if http10 else b"") if keep_alive else b"Connection: close\r\n"
     return b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
-        _STATUS[status], ctype, len(body), b"" if keep_alive else b"Connection: close\r\n")
+        _STATUS[status], ctype, len(body), connection)
 
 
 class _MemfdCache:
@@ -349,7 +350,7 @@ class _Connection(asyncio.Protocol):
 
     def _finish(self, status, ctype, body, close=False):
         keep_alive = self.req is not None and self.req.keep_alive and not close
-        head = _response(status, ctype, body, keep_alive)
+        head = _response(status, ctype, body, keep_alive, self.req is not None and self.req.http10)
         if len(body) < 65536:
             self.transport.write(head + body)
         elif len(body) < SENDFILE_MIN or self.server.memfds is None:

@@ -90,6 +90,10 @@ def test_http10_connection_close_and_expect_continue(server):
     address, addr, fl_name = server
     s, r = _connect(addr)
     with s:
+        s.sendall(_request("/getModel", m.build_get_model(fl_name, 1), version=b"HTTP/1.0",
+                           extra=b"Connection: keep-alive\r\n"))
+        status, headers, body = r.response()
+        assert status == 200 and headers[b"connection"] == b"keep-alive"
         s.sendall(_request("/getModel", m.build_get_model(fl_name, 1), version=b"HTTP/1.0"))
         status, headers, body = r.response()
         assert status == 200 and headers[b"connection"] == b"close" and r.closed()
