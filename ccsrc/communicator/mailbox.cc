@@ -37,6 +37,7 @@ void Mailbox::deliver(Frame&& frame) {
   MailKey key{m.tag, m.srcRank, m.step, m.chunk};
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (cancelledLocked(key.tag) != nullptr) return;  // nobody will take it
     frames_[key].push_back(std::move(frame));
   }
   cv_.notify_all();
@@ -59,6 +60,7 @@ uint64_t Mailbox::closeEpoch(const std::string& peer) {
 Frame Mailbox::take(const MailKey& key, const std::string& peer, uint64_t epoch, Deadline deadline) {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
+    if (const std::string* why = cancelledLocked(key.tag)) throw IoError(FL_ERROR_MSG("collective cancelled: ", *why));
     auto it = frames_.find(key);
     if (it != frames_.end()) {
       Frame f = std::move(it->second.front());
@@ -82,6 +84,24 @@ void Mailbox::purge(uint64_t tag) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = frames_.lower_bound(MailKey{tag, 0, 0, 0});
   while (it != frames_.end() && it->first.tag == tag) it = frames_.erase(it);
+}
+
+const std::string* Mailbox::cancelledLocked(uint64_t tag) const {
+  for (const auto& c : cancelled_) {
+    if (c.first == tag) return &c.second;
+  }
+  return nullptr;
+}
+
+void Mailbox::cancel(uint64_t tag, const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled_.emplace_back(tag, reason);
+    if (cancelled_.size() > kCancelledKept) cancelled_.pop_front();
+    auto it = frames_.lower_bound(MailKey{tag, 0, 0, 0});
+    while (it != frames_.end() && it->first.tag == tag) it = frames_.erase(it);
+  }
+  cv_.notify_all();
 }
 
 void Mailbox::shutdown(const std::string& reason) {

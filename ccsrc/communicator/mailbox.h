@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <unordered_map>
 
 #include "communicator/framing.h"
@@ -58,14 +59,21 @@ class Mailbox {
   Frame take(const MailKey& key, const std::string& peer, uint64_t epoch, Deadline deadline);
   // Drops every frame of `tag` (after a failed collective).
   void purge(uint64_t tag);
+  // Fails every current and later take() of `tag` with IoError(reason) and drops its frames: the collective
+  // is no longer wanted (its iteration ended without it). The newest kCancelledKept tags are remembered.
+  void cancel(uint64_t tag, const std::string& reason);
   // Wakes all waiters with IoError(reason); later takes fail at once.
   void shutdown(const std::string& reason);
 
  private:
+  const std::string* cancelledLocked(uint64_t tag) const;  // needs mu_
+
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<MailKey, std::deque<Frame>> frames_;
   std::unordered_map<std::string, uint64_t> closes_;
+  static constexpr size_t kCancelledKept = 64;
+  std::deque<std::pair<uint64_t, std::string>> cancelled_;  // (tag, reason), newest last
   bool shutdown_ = false;
   std::string shutdownReason_;
 };

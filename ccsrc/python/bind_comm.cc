@@ -150,6 +150,11 @@ void BindComm(py::module_& m) {
   c.def("allreduce_f64", &allreduceArray<double>, py::arg("group"), py::arg("rank"),
         py::arg("data").noconvert(), py::arg("tag"), py::arg("timeout"),
         py::arg("segment_bytes") = comm::kDefaultSegmentBytes, "allreduce for float64 arrays.");
+  c.def(
+      "cancel_collective",
+      [](Communicator& self, uint64_t tag, const std::string& reason) { self.mailbox().cancel(tag, reason); },
+      py::arg("tag"), py::arg("reason"),
+      "Make a running (or later) allreduce with this tag fail at once with CommError(reason).");
   c.def("__repr__", [](const Communicator& self) { return "<Communicator " + self.address() + ">"; });
 }
 

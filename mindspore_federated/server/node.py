@@ -442,10 +442,12 @@ class ServerNode:
         try:
             await self.acc.drain()
             old = self.iteration
+            success = status.get("lastIterationSuccess") == "1"
             pending = self._aggregating.get(old)
             if pending is not None:
+                if not success or new_iteration > old + 1:  # it ended without this aggregation: stop waiting
+                    self.peers.cancel_allreduce(allreduce_tag(self.inst, old), f"iteration {old} ended")
                 await asyncio.wait_for(asyncio.shield(pending), AGGREGATION_WAIT_S)
-            success = status.get("lastIterationSuccess") == "1"
             reason = status.get("lastIterationResult", "")
             previous = self._model_for(old - 1)
             for it in range(old, new_iteration):

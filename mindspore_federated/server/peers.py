@@ -146,6 +146,12 @@ class Peers:
         await comm.allreduce(self.comm, addresses, rank, flat, tag, ALLREDUCE_TIMEOUT_S)
         await comm.allreduce(self.comm, addresses, rank, extras, tag + 1, ALLREDUCE_TIMEOUT_S)
 
+    def cancel_allreduce(self, tag, reason):
+        """A running (or later) allreduce of `tag` fails at once: its iteration ended without it."""
+        if self.comm is not None:
+            self.comm.cancel_collective(tag, reason)
+            self.comm.cancel_collective(tag + 1, reason)
+
     async def close(self):
         if self._serving is not None:
             self._serving.cancel()

@@ -183,6 +183,41 @@ TEST(CommAllreduce, DeadPeerFailsFast) {
   EXPECT_LT(Clock::now() - start, 2s);
 }
 
+TEST(CommAllreduce, CancelWakesAWaitingRankAtOnceAndLaterCallsFail) {
+  Group g(2);  // rank 1 never joins; rank 0 would wait 10 s
+  std::vector<float> v(5000, 1.f);
+  AllreduceOptions o;
+  o.group = g.addrs;
+  o.rank = 0;
+  o.data = v.data();
+  o.count = v.size();
+  o.tag = 77;
+  o.timeoutSec = 10;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(100ms);
+    g.comms[0]->mailbox().cancel(77, "iteration 3 ended");
+  });
+  auto start = Clock::now();
+  try {
+    allreduce(*g.comms[0], o);
+    ADD_FAILURE() << "expected IoError";
+  } catch (const fl::IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("iteration 3 ended"), std::string::npos) << e.what();
+  }
+  canceller.join();
+  EXPECT_LT(Clock::now() - start, 2s);
+  EXPECT_THROW(allreduce(*g.comms[0], o), fl::IoError);  // a late call of the cancelled tag fails too
+  o.tag = 78;                                             // other tags are unaffected
+  g.spawn([&](size_t r) {
+    std::vector<float> w(5000, static_cast<float>(r + 1));
+    AllreduceOptions p = o;
+    p.rank = r;
+    p.data = w.data();
+    allreduce(*g.comms[r], p);
+    EXPECT_EQ(w[0], 3.f);
+  });
+}
+
 TEST(CommAllreduce, BadOptionsAreEnforced) {
   Communicator c;
   c.start();
