@@ -119,6 +119,8 @@ class ServerNode:
                        self.node_id, iteration)
         await self.state.finish_iteration(self.inst, iteration, False, errors.ITER_SERVER_EXITED,
                                           self.fl_iteration_num, "none", 0)
+        # what this process saw of it is nothing: the summary writer need not wait for this node's report
+        await self.state.put_summary(self.inst, iteration, self.node_id, IterationStats().to_dict())
         return True
 
     async def register(self, info):

@@ -381,6 +381,7 @@ def _server_sigkill_restart(tmp_path, redis_server, fl_name, procs, scenario, st
             wait_for(lambda: health(a)["iteration"] == 3, 15, what="iteration 2 failed after the SIGKILL")
         pb2, b2 = start(yaml_path, "b2", tmp_path / "b", "node-b")
         wait_for(lambda: health(a)["iteration"] == 3, 15, what="iteration 2 failed after the SIGKILL")
+        monitor.poll_redis_now()   # record iteration 2's outcome before iteration 3 is trained
         monitor.addresses[:] = [a, b2]
         assert pb2.wait_ready().split("node=")[1] == "node-b"
         assert client.hget(Keys(fl_name).ranks, "node-b") == rank_before
