@@ -1,23 +1,16 @@
 """An iteration that ends while a server waits in its all-reduce (a peer that never joins): the server stops
 waiting at once (the collective is cancelled) instead of sitting out the 10 s all-reduce step timeout."""
-import json
 import signal
 import time
-import urllib.request
 
 import numpy as np
 
 from tests.st.test_cluster import ENTRY, start_servers
-from tests.utils.cluster import start_job, update, wait_model, write_yaml
+from tests.utils.cluster import health, start_job, update, wait_model, write_yaml
 from tests.utils.wait import wait_for
 
 SUCCEED = 200
 GLOBAL_WINDOW_MS = 2500
-
-
-def health(address):
-    with urllib.request.urlopen(f"http://{address}/healthz", timeout=2) as resp:
-        return json.loads(resp.read())
 
 
 def test_iteration_end_cancels_a_waiting_allreduce(tmp_path, redis_server, fl_name, procs):

@@ -24,7 +24,7 @@ from mindspore_federated.state.keys import CLUSTER_STATE_NAMES, Keys
 from tests.st.test_cluster import models_everywhere
 from tests.st.test_operations import call, start_scheduler
 from tests.st.test_rounds import ENTRY, get_model, start_job, update
-from tests.utils.cluster import post, start_server, write_yaml
+from tests.utils.cluster import health, post, start_server, write_yaml
 from tests.utils.procs import REPO
 from tests.utils.wait import wait_for
 
@@ -275,11 +275,6 @@ def train_next(monitor, addresses, fl_name, value, tolerate_lost=0):
             lost.append(iteration)
             if len(lost) > tolerate_lost:
                 raise
-
-
-def health(address):
-    with urllib.request.urlopen(f"http://{address}/healthz", timeout=2) as resp:
-        return json.loads(resp.read())
 
 
 def wait_serving(addresses, timeout=20.0):

@@ -1,4 +1,5 @@
 """Cluster helpers for system tests: YAML files, server/scheduler processes, and a tiny device client."""
+import json
 import os
 import urllib.request
 
@@ -100,3 +101,9 @@ def wait_model(address, fl_name, iteration, timeout=10.0):
     """The getModel reply of `iteration` once `address` serves it."""
     return wait_for(lambda: (r := get_model(address, fl_name, iteration)).retcode == SUCCEED and r,
                     timeout, what=f"model of iteration {iteration} on {address}")
+
+
+def health(address):
+    """A server's /healthz JSON (node id, iteration, instance, cache_ok, running_state)."""
+    with urllib.request.urlopen(f"http://{address}/healthz", timeout=2) as resp:
+        return json.loads(resp.read())
