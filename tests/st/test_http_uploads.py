@@ -1,4 +1,4 @@
-"""Upload admission on a real server (both HTTP engines): more concurrent updateModel bodies than upload slots (pooled buffers,
+"""Upload admission and routing on a real server (both HTTP engines): the URL prefix; more concurrent updateModel bodies than upload slots (pooled buffers,
 paused connections), chunked request bodies, truncated and over-long bodies; FedAvg stays exact."""
 import http.client
 import json
@@ -105,3 +105,15 @@ def test_truncated_and_overlong_uploads_get_error_replies(tmp_path, redis_server
     served = wait_model(address, fl_name, 1)
     np.testing.assert_allclose(served.features["w1"], upload["w1"] / 2, rtol=1e-6)
     assert not any("Traceback" in line for line in proc.lines), "\n".join(proc.lines)
+
+
+@ENGINES
+def test_url_prefix_routes_and_unknown_paths(tmp_path, redis_server, fl_name, procs, engine):
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, round={"start_fl_job_threshold": 1},
+                           client={"http_url_prefix": "/fl/", "http_engine": engine})
+    _, address = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY)
+    body = m.build_start_fl_job(fl_name, "p0", 1, 2)
+    status, reply = post(address, "startFLJob", body, prefix="/fl/")
+    assert status == 200 and m.parse_start_fl_job(reply).retcode == SUCCEED
+    assert post(address, "startFLJob", body)[0] == 404          # without the prefix: not a device route
+    assert post(address, "nope", body, prefix="/fl/")[0] == 404
