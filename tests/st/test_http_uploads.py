@@ -1,5 +1,6 @@
-"""Upload admission and routing on a real server (both HTTP engines): the URL prefix; more concurrent updateModel bodies than upload slots (pooled buffers,
-paused connections), chunked request bodies, truncated and over-long bodies; FedAvg stays exact."""
+"""Upload admission and routing on a real server (both HTTP engines): more concurrent updateModel bodies
+than upload slots (pooled buffers, paused connections), chunked request bodies, truncated and over-long
+bodies (FedAvg stays exact), and the URL prefix."""
 import http.client
 import json
 import socket
