@@ -141,7 +141,7 @@ class ServerApp:
         """The model's spec: from the feature map, or (started without one) the cluster's declaration."""
         if self.feature_map is not None and len(self.feature_map) > 0:
             return ModelSpec.from_feature_map(self.feature_map), Model.from_feature_map(self.feature_map)
-        info = await state.r.get(state.keys.model_info)
+        info = await state.declared_model()
         if info is None:
             raise errors.FederatedError(errors.START_EMPTY_MODEL)
         try:
@@ -289,7 +289,8 @@ class ServerApp:
             # Every server counts every iteration's result, so the counters agree across the cluster; each one
             # resets at the limit, and only the server that writes this iteration's summary writes the event.
             self._failures = 0 if success else self._failures + 1
-            failure_event = self._failures >= int(self.cfg.get("summary.continuous_failure_times", 10))
+            limit = int(self.cfg.get("summary.continuous_failure_times", 10))
+            failure_event = self._failures >= limit
             if failure_event:
                 self._failures = 0
             if node.leaving and set(await node.state.live_servers(inst)) - {node.node_id}:
@@ -304,8 +305,7 @@ class ServerApp:
                                 end_ms=time.time() * 1000, hybrid=self.cfg.server_mode == "HYBRID_TRAINING")
             append_json_line(self.cfg["summary.metrics_file"], line)
             if failure_event:
-                append_failure_event(self.cfg["summary.failure_event_file"], node.tcp_address,
-                                     int(self.cfg.get("summary.continuous_failure_times", 10)))
+                append_failure_event(self.cfg["summary.failure_event_file"], node.tcp_address, limit)
             await self._checkpoint_and_callback(node, inst, iteration, success, reason)
             await node.state.release_summary_lock(inst, iteration)
         except RedisError as exc:

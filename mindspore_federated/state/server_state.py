@@ -108,6 +108,10 @@ class ServerState:
         raw = await self.r.get(self.keys.hyper_params(inst))
         return json.loads(_s(raw)) if raw else None
 
+    async def declared_model(self):
+        """The ModelInfo JSON text declared by the first server of this fl_name, or None."""
+        return _s(await self.r.get(self.keys.model_info))
+
     async def declare_model(self, spec):
         """Declares the model features once per fl_name; raises with the reference's text on mismatch."""
         key = self.keys.model_info
