@@ -19,8 +19,8 @@ from mindspore_federated.server.peers import Peers, max_frame_bytes
 from mindspore_federated.server.summary import (IterationStats, append_failure_event, append_json_line, ensure_file,
                                                 metrics_line)
 from mindspore_federated.state.keys import METRICS_STATE_NAMES
-from mindspore_federated.state.pipelined import HAVE_HIREDIS, PipelinedRedis
-from mindspore_federated.state.server_state import ServerState, make_client
+from mindspore_federated.state.clients import RedisSettings, make_client, make_pipelined
+from mindspore_federated.state.redis_state import RedisClusterState
 
 logger = get_logger(__name__)
 CONNECT_DEADLINE_S = 10.0
@@ -96,7 +96,7 @@ class ServerApp:
 
     # ---- start-up -------------------------------------------------------------------------------
     async def _connect(self):
-        client = make_client(self.cfg.redis_address)
+        client = make_client(RedisSettings.from_config(self.cfg))
         deadline = time.monotonic() + CONNECT_DEADLINE_S
         while True:
             try:
@@ -168,13 +168,13 @@ class ServerApp:
         return Model.from_arrays(spec, newest[1])
 
     async def _main(self):
+        fast = make_pipelined(RedisSettings.from_config(self.cfg))  # the EVALSHA hot path (refuses TLS)
         client = await self._connect()
-        fast = PipelinedRedis(self.cfg.redis_address) if HAVE_HIREDIS else None  # the EVALSHA hot path
+        state = RedisClusterState(client, self.cfg.fl_name, self.cfg["round.global_iteration_time_window"],
+                                  fast=fast)
         http = None
         node = None
         try:
-            state = ServerState(client, self.cfg.fl_name, self.cfg["round.global_iteration_time_window"],
-                                fast=fast)
             try:
                 spec, initial = await self._model_spec(state)
             except RedisError as exc:
@@ -201,7 +201,7 @@ class ServerApp:
             self._ready(node)
             await self._serve(node)
         finally:
-            await self._shutdown(node, http, client, fast)
+            await self._shutdown(node, http, state)
 
     async def _start_http(self, node, spec):
         api = DeviceApi(node, self.cfg.get("client.http_url_prefix", ""), max_body_bytes(spec),
@@ -254,7 +254,7 @@ class ServerApp:
         except Exception:  # noqa: BLE001 - the stop goes on whatever happened to the aggregation
             logger.exception("draining the aggregation failed")
 
-    async def _shutdown(self, node, http, client, fast=None):
+    async def _shutdown(self, node, http, state):
         if node is not None:
             node.leaving = True
             # nothing may re-register this server after this point; summaries in progress may finish
@@ -277,9 +277,7 @@ class ServerApp:
         self._flush_rates()
         if self._peers is not None:
             await self._peers.close()
-        await client.aclose(close_connection_pool=True)
-        if fast is not None:
-            await fast.aclose()
+        await state.aclose()
 
     # ---- hooks called by the node ------------------------------------------------------------------
     async def iteration_finished(self, node, iteration, stats, success, reason):

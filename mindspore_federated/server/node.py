@@ -18,8 +18,9 @@ from mindspore_federated.server.model import ModelStore
 from mindspore_federated.server.peers import allreduce_tag
 from mindspore_federated.server.rounds import Unavailable, now_ms
 from mindspore_federated.server.summary import IterationStats, parse_participation_levels
+from mindspore_federated.state.base import Outcome
 from mindspore_federated.state.keys import InstanceState
-from mindspore_federated.state.server_state import time_string
+from mindspore_federated.state.naming import time_string
 
 logger = get_logger(__name__)
 SYNC_INTERVAL_S = 1.0
@@ -141,15 +142,14 @@ class ServerNode:
             return errors.SAFEMODE
         return None
 
-    def check_script_result(self, result):
-        code = int(result[0])
-        if code == -1 or code == -2:
+    def check_state_result(self, result):
+        """The outcome of a round verb; when this server's view of the instance is stale it syncs now and the
+        request is answered safe mode (status lost, iteration changed) or disabled (not running)."""
+        outcome = result.outcome
+        if outcome.stale:
             self.request_sync()
-            raise Unavailable(errors.SAFEMODE)
-        if code == -3:
-            self.request_sync()
-            raise Unavailable(errors.JOB_DISABLED)
-        return code
+            raise Unavailable(errors.JOB_DISABLED if outcome is Outcome.NOT_RUNNING else errors.SAFEMODE)
+        return outcome
 
     # ---- cached replies -----------------------------------------------------------------------------
     def _cached(self, key, build):
@@ -229,8 +229,8 @@ class ServerNode:
 
     async def count_for_aggregation(self, iteration):
         result = await self.state.count_for_aggregation(self.inst, iteration, self.node_id)
-        if int(result[0]) == 0:
-            await self.on_aggregation_count(iteration, int(result[1]))
+        if result.outcome is Outcome.ACCEPTED:
+            await self.on_aggregation_count(iteration, result.total)
 
     async def on_aggregation_count(self, iteration, total):
         """The update that brings the cluster's accumulated count to the threshold starts the aggregation."""
@@ -526,10 +526,7 @@ class ServerNode:
     async def _recover_lost_cache(self):
         """Redis lost the instance: fail the current iteration, keep the model, re-declare everything."""
         logger.warning("instance status in the distributed cache is empty: failing iteration %s", self.iteration)
-        k = self.state.keys
-        r = self.state.r
-        await r.set(k.instance_name, self.inst, nx=True, ex=self.state.cfg_ttl)
-        name = (await r.get(k.instance_name)).decode()
+        name = await self.state.adopt_instance(self.inst)
         if name != self.inst:
             await self._switch_instance(name)
             return
@@ -545,27 +542,24 @@ class ServerNode:
     async def event_loop(self):
         """Subscribes to the cluster's event channel; every event triggers an immediate sync."""
         while not self.stopping:
-            pubsub = self.state.r.pubsub()
+            subscription = None
             try:
-                await pubsub.subscribe(self.state.keys.events)
+                subscription = await self.state.subscribe()
                 while not self.stopping:
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if msg is not None:
-                        self._on_event(msg.get("data"))
+                    event = await subscription.get(timeout=1.0)
+                    if event is not None:
+                        self._on_event(event)
             except (RedisError, OSError) as exc:
                 logger.debug("event subscription lost: %s", exc)
                 await asyncio.sleep(0.5)
             finally:
                 try:
-                    await pubsub.aclose()
+                    if subscription is not None:
+                        await subscription.aclose()
                 except (RedisError, OSError):
                     pass
 
-    def _on_event(self, data):
-        try:
-            event = json.loads(data)
-        except (TypeError, ValueError):
-            event = {}
+    def _on_event(self, event):
         kind = event.get("event")
         if kind == "aggregate" and event.get("instance") == self.inst:
             self.spawn(self.aggregate(int(event["iteration"])))

@@ -13,6 +13,7 @@ from mindspore_federated.server import replies
 from mindspore_federated.server.replies import OUT_OF_TIME, REQUEST_ERROR, SUC_NOT_READY, SUCCEED
 from mindspore_federated.schema.fbs import (RequestFLJob, RequestGetModel, RequestPullWeight, RequestPushMetrics,
                                             RequestPushWeight, RequestUpdateModel)
+from mindspore_federated.state.base import Outcome
 
 MAX_DATA_SIZE = 65535
 QUANT = 2
@@ -57,17 +58,17 @@ class Rounds:
         iteration = node.iteration
         result = await node.state.start_fl_job(node.inst, iteration, node.threshold_start, fl_id, meta, now_ms(),
                                                local_error)
-        code = node.check_script_result(result)
+        outcome = node.check_state_result(result)
         stats.start_total += 1  # every reply of the round counts in "total" (spec §8.2), accepted or not
-        if code == 1:
+        if outcome is Outcome.THRESHOLD_REACHED:
             return self._fl_job_reject(errors.FLJOB_THRESHOLD)
-        if code == 3:
+        if outcome is Outcome.LOCAL_ERROR:
             return self._fl_job_reject(errors.FLJOB_DATA_SMALL if local_error == 1 else errors.FLJOB_DATA_LARGE)
-        if code == 2:
+        if outcome is Outcome.DUPLICATE:
             return self._fl_job_reject(errors.FLJOB_DEVICE_META.format(fl_id=fl_id))
-        node.on_round_started("startFLJob", int(result[2]))
+        node.on_round_started("startFLJob", result.window_start_ms)
         stats.start_accept += 1
-        if int(result[1]) >= node.threshold_start:
+        if result.count >= node.threshold_start:
             node.on_round_complete("startFLJob")
         compress = "QUANT" if node.download_quant and _wants_quant(
             req, req.DownloadCompressTypesLength, req.DownloadCompressTypes) else None
@@ -112,30 +113,29 @@ class Rounds:
         inline = node.acc.is_inline(arrays)
         result = await node.state.update_model(node.inst, iteration, node.threshold_update, fl_id, node.node_id,
                                                req_iteration, local_error, now_ms(), count_now=inline)
-        code = node.check_script_result(result)
-        if code:
-            return self._update_reject(code, local_error, fl_id, req_iteration, missing)
-        meta = json.loads(result[1])
+        outcome = node.check_state_result(result)
+        if outcome is not Outcome.ACCEPTED:
+            return self._update_reject(outcome, local_error, fl_id, req_iteration, missing)
         node.on_round_started("updateModel", None)
-        await node.accumulate(iteration, arrays, meta, loss, accuracy)
+        await node.accumulate(iteration, arrays, result.meta, loss, accuracy)
         stats.update_accept += 1
         if inline:
-            await node.on_aggregation_count(iteration, int(result[3]))
+            await node.on_aggregation_count(iteration, result.aggregated)
         else:
             await node.count_for_aggregation(iteration)
         return node.cached_update_reply()
 
-    def _update_reject(self, code, local_error, fl_id, req_iteration, missing):
+    def _update_reject(self, outcome, local_error, fl_id, req_iteration, missing):
         node = self.node
         next_time = node.next_req_time()
-        if code == 1:
+        if outcome is Outcome.THRESHOLD_REACHED:
             return replies.update_model(OUT_OF_TIME, errors.UPDATE_ENOUGH, next_time)
-        if code == 2:
+        if outcome is Outcome.NO_DEVICE_META:
             return replies.update_model(OUT_OF_TIME, errors.UPDATE_NO_META.format(fl_id=fl_id), next_time)
-        if code == 3:
+        if outcome is Outcome.WRONG_ITERATION:
             return replies.update_model(OUT_OF_TIME, errors.UPDATE_ITERATION.format(
                 iteration=req_iteration, current=node.iteration, next_time=next_time, fl_id=fl_id), next_time)
-        if code == 4:
+        if outcome is Outcome.LOCAL_ERROR:
             reason = {1: errors.UPDATE_FEATURES.format(next_time=next_time),
                       2: errors.UPDATE_MISSING_WEIGHT.format(name=missing, fl_id=fl_id),
                       3: errors.UPDATE_EMPTY.format(fl_id=fl_id)}[local_error]

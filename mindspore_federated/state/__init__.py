@@ -1,1 +1,1 @@
-"""Cluster state in Redis: key patterns (keys.py) and the domain operations on them."""
+"""Cluster state: the contract (base), Redis and in-memory backends, key patterns, Lua, the client factory."""

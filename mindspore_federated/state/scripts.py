@@ -106,3 +106,22 @@ redis.call('HSET', KEYS[1], 'iterationNum', ARGV[1], 'lastIterationSuccess', '1'
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1
 """
+
+# KEYS: status
+# ARGV: from_state, to_state
+# Sets runningState to ARGV[2] only if it currently is ARGV[1]; returns the previous value (nil if absent).
+SWITCH_RUNNING_STATE = """
+local cur = redis.call('HGET', KEYS[1], 'runningState')
+if cur == ARGV[1] then redis.call('HSET', KEYS[1], 'runningState', ARGV[2]) end
+return cur
+"""
+
+# KEYS: scaling
+# ARGV: ttl_s, field, value, ...
+# Creates the scaling hash unless a scale request is pending; 1 when created.
+CREATE_SCALING = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""

@@ -76,7 +76,8 @@ def test_model_handover_message_to_a_server_that_did_not_aggregate(tmp_path, red
     from mindspore_federated.server.model import Model, ModelSpec
     from mindspore_federated.server.node import ServerNode
     from mindspore_federated.server.peers import Peers, max_frame_bytes
-    from mindspore_federated.state.server_state import ServerState, make_client
+    from mindspore_federated.state.clients import make_client
+    from mindspore_federated.state.redis_state import RedisClusterState
     from tests.st.server_entry import small_feature_map
 
     cfg = load_config(write_yaml(tmp_path, redis_server.address, fl_name), role="server")
@@ -91,7 +92,7 @@ def test_model_handover_message_to_a_server_that_did_not_aggregate(tmp_path, red
         receiver = Peers("127.0.0.1", 16, max_frame_bytes(spec))
         sender = Peers("127.0.0.1", 16, max_frame_bytes(spec))
         try:
-            node = ServerNode(cfg, ServerState(client, fl_name, 60000), spec, Model.from_feature_map(fm),
+            node = ServerNode(cfg, RedisClusterState(client, fl_name, 60000), spec, Model.from_feature_map(fm),
                               "127.0.0.1:1", receiver, hooks=None)
             receiver.serve(node)
             await node.join(cfg.hyper_params())

@@ -12,7 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mindspore_federated.state import pipelined
 from mindspore_federated.state.pipelined import PipelinedRedis, pack_command
-from mindspore_federated.state.server_state import make_client
+from mindspore_federated.state.clients import make_client
 
 pytestmark = pytest.mark.skipif(not pipelined.HAVE_HIREDIS, reason="hiredis not installed")
 
@@ -329,11 +329,11 @@ def test_unix_socket_address(tmp_path):
 async def hot_path(state):
     """The three EVALSHA verbs of a round, with their accept and reject branches."""
     inst = await state.ensure_instance()
-    out = [await state.start_fl_job(inst, 1, 2, "dev-a", b"meta-a", 1000),
-           await state.start_fl_job(inst, 1, 2, "dev-a", b"meta-a", 1001),
-           await state.start_fl_job(inst, 1, 2, "dev-b", b"meta-b", 1002),
-           await state.start_fl_job(inst, 1, 2, "dev-c", b"meta-c", 1003),
-           await state.start_fl_job(inst, 2, 2, "dev-d", b"meta-d", 1004),
+    out = [await state.start_fl_job(inst, 1, 2, "dev-a", b'{"d": "a"}', 1000),
+           await state.start_fl_job(inst, 1, 2, "dev-a", b'{"d": "a"}', 1001),
+           await state.start_fl_job(inst, 1, 2, "dev-b", b'{"d": "b"}', 1002),
+           await state.start_fl_job(inst, 1, 2, "dev-c", b'{"d": "c"}', 1003),
+           await state.start_fl_job(inst, 2, 2, "dev-d", b'{"d": "d"}', 1004),
            await state.update_model(inst, 1, 2, "dev-a", "node-a", 1, 0, 1100),
            await state.update_model(inst, 1, 2, "dev-a", "node-a", 1, 0, 1101),
            await state.update_model(inst, 1, 2, "dev-x", "node-a", 1, 0, 1102),
@@ -344,12 +344,12 @@ async def hot_path(state):
 
 
 def test_server_state_eval_uses_fast_path_and_reloads_scripts(redis_server, fl_name):
-    """ServerState with the pipelined connection gives what it gives on redis-py's default client
+    """RedisClusterState with the pipelined connection gives what it gives on redis-py's default client
     (whatever RESP version that speaks), and reloads flushed scripts through redis-py."""
-    from mindspore_federated.state.server_state import ServerState
+    from mindspore_federated.state.redis_state import RedisClusterState
 
     async def body(fast, client):
-        state = ServerState(client, fl_name, 6000, fast=fast)
+        state = RedisClusterState(client, fl_name, 6000, fast=fast)
         calls = []
         original = fast.execute
 
@@ -361,9 +361,9 @@ def test_server_state_eval_uses_fast_path_and_reloads_scripts(redis_server, fl_n
         await client.script_flush()  # the first EVALSHA gets NOSCRIPT and falls back to loading the script
         got_fast = await hot_path(state)
         assert calls == ["EVALSHA"] * len(got_fast)
-        got_py = await hot_path(ServerState(client, fl_name + "x", 6000))
+        got_py = await hot_path(RedisClusterState(client, fl_name + "x", 6000))
         assert got_fast == got_py
-        assert any(isinstance(part, bytes) for reply in got_fast for part in reply)
+        assert any(getattr(reply, "meta", None) == {"d": "a"} for reply in got_fast)  # a bulk reply, decoded
         assert len({repr(r) for r in got_fast}) > 4  # the branches differ
 
     run(with_clients(redis_server.address, body))

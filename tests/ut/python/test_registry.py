@@ -8,7 +8,9 @@ import socket
 import redis
 
 from mindspore_federated.state.keys import HEARTBEAT_TTL_S, REG_LOCK_TTL_S, Keys
-from mindspore_federated.state.server_state import ServerState, make_client, time_string
+from mindspore_federated.state.clients import make_client
+from mindspore_federated.state.naming import time_string
+from mindspore_federated.state.redis_state import RedisClusterState
 from tests.st.test_cluster import ENTRY
 from tests.utils.cluster import write_yaml
 from tests.utils.redis_server import free_port
@@ -32,7 +34,7 @@ def test_heartbeat_ttl_live_list_and_dead_entries(redis_server, fl_name):
     async def scenario():
         client = make_client(redis_server.address)
         try:
-            state = ServerState(client, fl_name, 60000)
+            state = RedisClusterState(client, fl_name, 60000)
             inst = await state.ensure_instance()
             keys = Keys(fl_name)
             await state.heartbeat(inst, "n1", "127.0.0.1:1001", "{}")
@@ -57,7 +59,7 @@ def test_registration_lock_is_exclusive_and_owned(redis_server, fl_name):
     async def scenario():
         client = make_client(redis_server.address)
         try:
-            state = ServerState(client, fl_name, 60000)
+            state = RedisClusterState(client, fl_name, 60000)
             inst = await state.ensure_instance()
             key = Keys(fl_name).reg_lock(inst)
             assert await state.acquire_reg_lock(inst, "first", 1.0)
