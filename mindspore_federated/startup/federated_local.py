@@ -3,35 +3,11 @@ import ipaddress
 import os
 
 from mindspore_federated import errors
+from mindspore_federated.config_overrides import merged_overrides
 from mindspore_federated.log import get_logger, setup
 from mindspore_federated.startup.feature_map import FeatureMap
 
 logger = get_logger(__name__)
-
-# Seed-001 `--config_file_path` JSON: its security keys (top level, as in the deployment guide) and the YAML
-# keys they set. Explicit command-line flags win over the file, the file wins over the YAML.
-CONFIG_FILE_KEYS = {
-    "server_cert_path": "ssl.server_cert_path",
-    "client_cert_path": "ssl.client_cert_path",
-    "ca_cert_path": "ssl.ca_cert_path",
-    "crl_path": "ssl.crl_path",
-    "cipher_list": "ssl.cipher_list",
-    "cert_expire_warning_time_in_day": "ssl.cert_expire_warning_time_in_day",
-    "connection_num": "client.connection_num",
-}
-
-
-def config_file_overrides(json_config, role="server"):
-    """YAML overrides (dotted key -> value) from the security keys of a seed-001 JSON config.
-
-    The scheduler takes only the `ssl.*` keys (it reads no `client.*` key); `recovery` is handled by the
-    servers (see mindspore_federated.recovery)."""
-    out = {}
-    for name, key in CONFIG_FILE_KEYS.items():
-        if name in json_config and (role == "server" or key.startswith("ssl.")):
-            out[key] = json_config[name]
-    return out
-
 
 def check_address(address, what):
     """`ip:port` with an IPv4 address and a port in 1..65535; returns (ip, port) or raises RuntimeError."""
@@ -112,8 +88,7 @@ class FLServerJob:
 
         cfg = load_config(self.yaml_config, role="server")
         json_config = load_json_config(self.config_file_path)
-        overrides = {**config_file_overrides(json_config),
-                     **{k: v for k, v in self.overrides.items() if v is not None}}
+        overrides = merged_overrides(json_config, self.overrides)
         if overrides:
             cfg = cfg.with_overrides(overrides)
         check_address(self.http_server_address, "http_server_address")
@@ -143,7 +118,7 @@ class FlSchedulerJob:
 
     def run(self):
         """Blocks while serving; returns after SIGTERM/SIGINT."""
-        from mindspore_federated import scheduler
+        from mindspore_federated.scheduler.role import run_scheduler
 
         setup(role="scheduler")
-        return scheduler.run_scheduler(self.yaml_config, self.manage_address, self.ssl_config)
+        return run_scheduler(self.yaml_config, self.manage_address, self.ssl_config)

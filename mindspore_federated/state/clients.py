@@ -80,7 +80,7 @@ def make_client(target, timeout=2.0, max_connections=64, connect_timeout=None, r
             kwargs.update(connection_class=SSLConnection, ssl_ca_certs=s.ca_file, ssl_ca_path=s.ca_path,
                           ssl_certfile=s.cert_file, ssl_keyfile=s.key_file, ssl_check_hostname=False)
         pool = aioredis.BlockingConnectionPool(host=host, port=int(port), **kwargs)
-    return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_pool(pool)  # the client owns its pool: aclose() closes both
 
 
 def make_pipelined(target, timeout=2.0):
