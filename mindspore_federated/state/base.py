@@ -227,6 +227,10 @@ class ClusterState(abc.ABC):
         """Records a role process (info: a dict or its JSON text) for finish_cloud.py."""
 
     @abc.abstractmethod
+    async def processes(self) -> dict:
+        """node id -> registration JSON text of every recorded role process."""
+
+    @abc.abstractmethod
     async def forget_process(self, node_id):
         """Removes a role process from the process table."""
 

@@ -194,6 +194,9 @@ class MemoryClusterState(ClusterState):
     async def register_process(self, node_id, info):
         self.store.hash(self.keys.processes)[node_id] = info if isinstance(info, str) else json.dumps(info)
 
+    async def processes(self):
+        return dict(self.store.get(self.keys.processes) or {})
+
     async def forget_process(self, node_id):
         (self.store.get(self.keys.processes) or {}).pop(node_id, None)
         self.store.drop_if_empty(self.keys.processes)

@@ -42,6 +42,12 @@ class MemoryStore:
         if self.exists(key):
             self._deadlines[key] = self.clock() + float(ttl)
 
+    def ttl(self, key):
+        """Seconds `key` has left (TTL); None when it has no deadline or does not exist."""
+        if not self.exists(key) or key not in self._deadlines:
+            return None
+        return self._deadlines[key] - self.clock()
+
     def delete(self, *keys):
         for key in keys:
             self._values.pop(key, None)

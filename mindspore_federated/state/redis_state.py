@@ -34,9 +34,15 @@ class RedisSubscription(Subscription):
         self.pubsub = pubsub
 
     async def get(self, timeout):
-        msg = await self.pubsub.get_message(ignore_subscribe_messages=True, timeout=timeout)
-        if msg is None:
-            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:  # redis-py answers None for a (skipped) subscribe confirmation too: read on until the deadline
+            msg = await self.pubsub.get_message(ignore_subscribe_messages=True,
+                                                timeout=max(0.0, deadline - loop.time()))
+            if msg is not None:
+                break
+            if loop.time() >= deadline:
+                return None
         try:
             event = json.loads(msg.get("data"))
         except (TypeError, ValueError):
@@ -285,6 +291,9 @@ class RedisClusterState(ClusterState):
 
     async def register_process(self, node_id, info):
         await self.r.hset(self.keys.processes, node_id, info if isinstance(info, str) else json.dumps(info))
+
+    async def processes(self):
+        return {_s(n): _s(v) for n, v in (await self.r.hgetall(self.keys.processes)).items()}
 
     async def forget_process(self, node_id):
         await self.r.hdel(self.keys.processes, node_id)
