@@ -1,0 +1,84 @@
+"""The Redis client factory against a real redis-server: settings from config, AUTH, database, TLS honoured."""
+import asyncio
+import re
+
+import pytest
+import redis
+from redis.exceptions import AuthenticationError, RedisError
+
+from mindspore_federated.config import load_config_dict
+from mindspore_federated.errors import ConfigError
+from mindspore_federated.state import pipelined
+from mindspore_federated.state.clients import (PIPELINED_TLS, RedisSettings, make_client, make_pipelined,
+                                               settings_of)
+
+
+def config(address, enable_ssl=False, **cache):
+    ssl = {"server_cert_path": "s.p12", "client_cert_path": "c.p12", "ca_cert_path": "ca.crt",
+           "cipher_list": "ECDHE-RSA-AES128-GCM-SHA256"}
+    return load_config_dict({
+        "fl_name": "f", "fl_iteration_num": 1, "server_mode": "FEDERATED_LEARNING", "enable_ssl": enable_ssl,
+        "distributed_cache": {"type": "redis", "address": address, **cache}, **({"ssl": ssl} if enable_ssl else {}),
+        "round": {"start_fl_job_threshold": 1, "start_fl_job_time_window": 3000, "update_model_ratio": 1.0,
+                  "update_model_time_window": 3000, "global_iteration_time_window": 6000},
+        "summary": {"metrics_file": "metrics.json", "failure_event_file": "event.txt"}}, role="scheduler")
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 20.0))
+
+
+def test_settings_from_config():
+    plain = RedisSettings.from_config(config("127.0.0.1:6379"))
+    assert plain == RedisSettings("127.0.0.1:6379") == settings_of("127.0.0.1:6379")
+    tls = settings_of(config("127.0.0.1:6379", True, cacert_filename="ca.pem", cert_filename="c.pem",
+                             private_key_filename="k.pem", server_name="redis.local"))
+    assert (tls.tls, tls.ca_file, tls.cert_file, tls.key_file, tls.server_name) == (
+        True, "ca.pem", "c.pem", "k.pem", "redis.local")
+
+
+def test_password_and_database_are_used(fresh_redis):
+    admin = redis.Redis(port=fresh_redis.port)
+    admin.config_set("requirepass", "secret-pw")
+    admin.close()
+
+    async def scenario():
+        anonymous = make_client(fresh_redis.address)
+        with pytest.raises(AuthenticationError):
+            await anonymous.ping()
+        await anonymous.aclose()
+        client = make_client(RedisSettings(fresh_redis.address, password="secret-pw", db=3))
+        await client.set("k", "in db 3")
+        await client.aclose()
+    run(scenario())
+    check = redis.Redis(port=fresh_redis.port, password="secret-pw", db=3)
+    assert check.get("k") == b"in db 3"
+    check.close()
+
+
+def test_tls_is_never_plain_tcp(redis_server):
+    """TLS settings against a plain-TCP Redis fail to connect (redis-py client) or refuse to start (the
+    pipelined hot-path client, which has no TLS yet); neither talks plain TCP."""
+    settings = RedisSettings(redis_server.address, tls=True)
+
+    async def scenario():
+        client = make_client(settings, timeout=1.0)
+        with pytest.raises((RedisError, OSError)):
+            await client.ping()
+        await client.aclose()
+    run(scenario())
+    with pytest.raises(ConfigError, match=re.escape(PIPELINED_TLS)):
+        make_pipelined(settings)
+    with pytest.raises(ConfigError, match="AUTH"):
+        make_pipelined(RedisSettings(redis_server.address, password="pw"))
+
+
+@pytest.mark.skipif(not pipelined.HAVE_HIREDIS, reason="the pipelined client needs hiredis")
+def test_pipelined_client_from_settings(redis_server):
+    async def scenario():
+        fast = make_pipelined(config(redis_server.address))
+        try:
+            assert await fast.execute("PING") in (b"PONG", "PONG")
+        finally:
+            await fast.aclose()
+    run(scenario())
