@@ -34,16 +34,15 @@ def main(argv=None):
     """Runs a server until SIGTERM/SIGINT; returns the process exit code."""
     from mindspore_federated.exit_codes import ExitCode
     from mindspore_federated.log import get_logger
-    from mindspore_federated.startup.federated_local import FLServerJob
+    from mindspore_federated.server.job import run_server
 
     args = parse_args(argv)
     try:
-        job = FLServerJob(args.yaml_config, args.http_server_address, args.tcp_server_ip, args.checkpoint_dir)
-        job.overrides = {"round.start_fl_job_threshold": args.start_fl_job_threshold, "fl_name": args.fl_name,
-                         "distributed_cache.address": args.redis_address}
-        job.node_id = args.node_id
-        job.config_file_path = args.config_file_path
-        job.run(initial_feature_map(args.model, args.seed))
+        overrides = {"round.start_fl_job_threshold": args.start_fl_job_threshold, "fl_name": args.fl_name,
+                     "distributed_cache.address": args.redis_address}
+        run_server(args.yaml_config, args.http_server_address, args.tcp_server_ip, args.checkpoint_dir,
+                   overrides=overrides, node_id=args.node_id, config_file_path=args.config_file_path,
+                   feature_map=initial_feature_map(args.model, args.seed))
     except RuntimeError as exc:
         get_logger(__name__).error("server failed to start: %s", exc)
         print(f"FAILED server: {exc}", flush=True)

@@ -1,63 +1,6 @@
 """FLServerJob and FlSchedulerJob: the reference-compatible entry points that run a role in this process."""
-import ipaddress
-import os
-
 from mindspore_federated import errors
-from mindspore_federated.config_overrides import merged_overrides
-from mindspore_federated.log import get_logger, setup
-from mindspore_federated.startup.feature_map import FeatureMap
-
-logger = get_logger(__name__)
-
-def check_address(address, what):
-    """`ip:port` with an IPv4 address and a port in 1..65535; returns (ip, port) or raises RuntimeError."""
-    if not isinstance(address, str):
-        raise RuntimeError(f"Parameter '{what}' should be str, but got {type(address).__name__}")
-    host, sep, port = address.rpartition(":")
-    try:
-        ipaddress.IPv4Address(host)
-        port_num = int(port)
-    except ValueError:
-        port_num = -1
-    if not sep or not 1 <= port_num <= 65535:
-        raise RuntimeError(f"Invalid {what}: {address!r}, expected 'ipv4:port' with port in [1, 65535]")
-    return host, port_num
-
-
-def _feature_map_from(value):
-    """A FeatureMap from a FeatureMap, a dict, a .ckpt path or None."""
-    if isinstance(value, str):
-        from mindspore_federated.checkpoint import load_checkpoint
-
-        if not os.path.isfile(value):
-            raise RuntimeError(f"The checkpoint file {value} does not exist")
-        fm = FeatureMap()
-        for name, arr in load_checkpoint(value).items():
-            fm.add_feature(name, arr, True)
-        return fm
-    return FeatureMap.from_any(value)
-
-
-def _apply_recovery_checkpoint(fm, checkpoint_dir, fl_name):
-    """Replaces the initial weights with the newest loadable recovery checkpoint, if any."""
-    if not checkpoint_dir or not os.path.isdir(checkpoint_dir):
-        return fm
-    from mindspore_federated.checkpoint import RecoveryCheckpoints
-
-    def matches(weights):
-        return len(fm) == 0 or (list(weights) == fm.names() and all(
-            weights[name].shape == fm[name].shape for name in weights))
-
-    newest = RecoveryCheckpoints(checkpoint_dir, fl_name).newest(accept=matches)
-    if newest is None:
-        return fm
-    path, weights = newest
-    logger.info("loading recovery checkpoint %s", path)
-    out = FeatureMap()
-    for name, arr in weights.items():
-        require_aggr = fm[name].require_aggr if name in fm else True
-        out.add_feature(name, arr, require_aggr)
-    return out
+from mindspore_federated.log import setup
 
 
 class FLServerJob:
@@ -80,30 +23,10 @@ class FLServerJob:
 
     def run(self, feature_map=None, callback=None):
         """Blocks for the server's lifetime; returns after SIGTERM/SIGINT (graceful stop)."""
-        from mindspore_federated.config import load_config
-        from mindspore_federated.server.app import ServerApp
+        from mindspore_federated.server.job import run_server
 
-        setup(role="server")
-        from mindspore_federated.recovery import load_json_config, recovery_path
-
-        cfg = load_config(self.yaml_config, role="server")
-        json_config = load_json_config(self.config_file_path)
-        overrides = merged_overrides(json_config, self.overrides)
-        if overrides:
-            cfg = cfg.with_overrides(overrides)
-        check_address(self.http_server_address, "http_server_address")
-        if cfg.enable_ssl and (self.ssl_config is None or not self.ssl_config.client_password):
-            raise RuntimeError(errors.SSL_CLIENT_PASSWORD_EMPTY)
-        fm = _feature_map_from(feature_map)
-        if len(fm) > 0:
-            fm = _apply_recovery_checkpoint(fm, self.checkpoint_dir, cfg.fl_name)
-        # else the server takes the cluster's declared model: from a live peer, else its newest matching
-        # recovery checkpoint, else it fails with START_EMPTY_MODEL.
-        if self.checkpoint_dir:
-            os.makedirs(self.checkpoint_dir, exist_ok=True)
-        recovery = recovery_path(json_config, self.http_server_address)
-        ServerApp(cfg, self.http_server_address, self.tcp_server_ip, self.checkpoint_dir, fm, callback,
-                  self.ssl_config, node_id=self.node_id, recovery_file=recovery).run()
+        run_server(self.yaml_config, self.http_server_address, self.tcp_server_ip, self.checkpoint_dir,
+                   self.ssl_config, self.overrides, self.node_id, self.config_file_path, feature_map, callback)
 
 
 class FlSchedulerJob:

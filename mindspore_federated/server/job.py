@@ -1,0 +1,90 @@
+"""Runs one FL server in this process from a YAML path, command-line overrides and an initial model."""
+import ipaddress
+import os
+
+from mindspore_federated import errors
+from mindspore_federated.config_overrides import merged_overrides
+from mindspore_federated.log import get_logger, setup
+from mindspore_federated.startup.feature_map import FeatureMap
+
+logger = get_logger("mindspore_federated.startup.federated_local")
+
+
+def check_address(address, what):
+    """`ip:port` with an IPv4 address and a port in 1..65535; returns (ip, port) or raises RuntimeError."""
+    if not isinstance(address, str):
+        raise RuntimeError(f"Parameter '{what}' should be str, but got {type(address).__name__}")
+    host, sep, port = address.rpartition(":")
+    try:
+        ipaddress.IPv4Address(host)
+        port_num = int(port)
+    except ValueError:
+        port_num = -1
+    if not sep or not 1 <= port_num <= 65535:
+        raise RuntimeError(f"Invalid {what}: {address!r}, expected 'ipv4:port' with port in [1, 65535]")
+    return host, port_num
+
+
+def _feature_map_from(value):
+    """A FeatureMap from a FeatureMap, a dict, a .ckpt path or None."""
+    if isinstance(value, str):
+        from mindspore_federated.checkpoint import load_checkpoint
+
+        if not os.path.isfile(value):
+            raise RuntimeError(f"The checkpoint file {value} does not exist")
+        fm = FeatureMap()
+        for name, arr in load_checkpoint(value).items():
+            fm.add_feature(name, arr, True)
+        return fm
+    return FeatureMap.from_any(value)
+
+
+def _apply_recovery_checkpoint(fm, checkpoint_dir, fl_name):
+    """Replaces the initial weights with the newest loadable recovery checkpoint, if any."""
+    if not checkpoint_dir or not os.path.isdir(checkpoint_dir):
+        return fm
+    from mindspore_federated.checkpoint import RecoveryCheckpoints
+
+    def matches(weights):
+        return len(fm) == 0 or (list(weights) == fm.names() and all(
+            weights[name].shape == fm[name].shape for name in weights))
+
+    newest = RecoveryCheckpoints(checkpoint_dir, fl_name).newest(accept=matches)
+    if newest is None:
+        return fm
+    path, weights = newest
+    logger.info("loading recovery checkpoint %s", path)
+    out = FeatureMap()
+    for name, arr in weights.items():
+        require_aggr = fm[name].require_aggr if name in fm else True
+        out.add_feature(name, arr, require_aggr)
+    return out
+
+
+def run_server(yaml_config, http_server_address, tcp_server_ip, checkpoint_dir, ssl_config=None, overrides=None,
+               node_id=None, config_file_path="", feature_map=None, callback=None):
+    """Blocks for the server's lifetime; returns after SIGTERM/SIGINT (graceful stop). `overrides`: dotted
+    YAML key -> value (None: not given), applied over the seed-001 JSON config at `config_file_path`."""
+    from mindspore_federated.config import load_config
+    from mindspore_federated.recovery import load_json_config, recovery_path
+    from mindspore_federated.server.app import ServerApp
+
+    setup(role="server")
+    cfg = load_config(yaml_config, role="server")
+    json_config = load_json_config(config_file_path)
+    merged = merged_overrides(json_config, overrides or {})
+    if merged:
+        cfg = cfg.with_overrides(merged)
+    check_address(http_server_address, "http_server_address")
+    if cfg.enable_ssl and (ssl_config is None or not ssl_config.client_password):
+        raise RuntimeError(errors.SSL_CLIENT_PASSWORD_EMPTY)
+    fm = _feature_map_from(feature_map)
+    if len(fm) > 0:
+        fm = _apply_recovery_checkpoint(fm, checkpoint_dir, cfg.fl_name)
+    # else the server takes the cluster's declared model: from a live peer, else its newest matching
+    # recovery checkpoint, else it fails with START_EMPTY_MODEL.
+    if checkpoint_dir:
+        os.makedirs(checkpoint_dir, exist_ok=True)
+    recovery = recovery_path(json_config, http_server_address)
+    ServerApp(cfg, http_server_address, tcp_server_ip, checkpoint_dir, fm, callback, ssl_config,
+              node_id=node_id, recovery_file=recovery).run()
