@@ -43,7 +43,7 @@ class Outcome(enum.Enum):
         return self in (Outcome.STATUS_LOST, Outcome.ITERATION_CHANGED, Outcome.NOT_RUNNING)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StartResult:
     """start_fl_job: the round's global count and when its window opened (ms), when accepted."""
 
@@ -52,7 +52,7 @@ class StartResult:
     window_start_ms: Optional[int] = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class UpdateResult:
     """update_model: the device's meta and the accepted-update total; `aggregated` is the cluster's
     aggregation count when the verb counted it too (count_now), else None."""
@@ -63,7 +63,7 @@ class UpdateResult:
     aggregated: Optional[int] = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CountResult:
     """count_for_aggregation: the cluster's aggregation count after this one."""
 
