@@ -89,8 +89,8 @@ async def handle_scale_in(request):
 
 
 ROUTES = {"/state": handle_state, "/enableFLS": handle_enable, "/disableFLS": handle_disable,
-          "/newInstance": handle_new_instance, "/queryInstance": handle_query_instance, "/nodes": handle_nodes,
-          "/scaleout": handle_scale_out, "/scalein": handle_scale_in}
+          "/newInstance": handle_new_instance, "/queryInstance": handle_query_instance,
+          "/nodes": handle_nodes, "/scaleout": handle_scale_out, "/scalein": handle_scale_in}
 
 
 def build_app(scheduler) -> web.Application:

@@ -1,4 +1,4 @@
-"""The scheduler role: connects the cluster state, serves the REST app, keeps itself registered until stopped."""
+"""The scheduler role: connects the cluster state, serves the REST app, stays registered until stopped."""
 import asyncio
 import os
 import signal

@@ -61,8 +61,8 @@ def _apply_recovery_checkpoint(fm, checkpoint_dir, fl_name):
     return out
 
 
-def run_server(yaml_config, http_server_address, tcp_server_ip, checkpoint_dir, ssl_config=None, overrides=None,
-               node_id=None, config_file_path="", feature_map=None, callback=None):
+def run_server(yaml_config, http_server_address, tcp_server_ip, checkpoint_dir, ssl_config=None,
+               overrides=None, node_id=None, config_file_path="", feature_map=None, callback=None):
     """Blocks for the server's lifetime; returns after SIGTERM/SIGINT (graceful stop). `overrides`: dotted
     YAML key -> value (None: not given), applied over the seed-001 JSON config at `config_file_path`."""
     from mindspore_federated.config import load_config

@@ -26,7 +26,8 @@ class FLServerJob:
         from mindspore_federated.server.job import run_server
 
         run_server(self.yaml_config, self.http_server_address, self.tcp_server_ip, self.checkpoint_dir,
-                   self.ssl_config, self.overrides, self.node_id, self.config_file_path, feature_map, callback)
+                   self.ssl_config, self.overrides, self.node_id, self.config_file_path, feature_map,
+                   callback)
 
 
 class FlSchedulerJob:

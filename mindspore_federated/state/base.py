@@ -241,8 +241,8 @@ class ClusterState(abc.ABC):
         """Admits a device to startFLJob of `iteration` (below `threshold`, once per device)."""
 
     @abc.abstractmethod
-    async def update_model(self, inst, iteration, threshold, fl_id, node_id, req_iteration, local_error, now_ms,
-                           count_now=False) -> UpdateResult:
+    async def update_model(self, inst, iteration, threshold, fl_id, node_id, req_iteration, local_error,
+                           now_ms, count_now=False) -> UpdateResult:
         """Admits a device's update (below `threshold` cluster-wide, once per device, after its startFLJob)
         and counts it for `node_id`; with count_now it is counted for aggregation as well."""
 

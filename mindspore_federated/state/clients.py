@@ -72,8 +72,8 @@ def make_client(target, timeout=2.0, max_connections=64, connect_timeout=None, r
                   max_connections=max_connections, timeout=timeout, retry=Retry(NoBackoff(), retries),
                   username=s.username, password=s.password, db=s.db)
     if s.address.startswith("unix:"):
-        pool = aioredis.BlockingConnectionPool(connection_class=UnixDomainSocketConnection, path=s.address[5:],
-                                               **kwargs)
+        pool = aioredis.BlockingConnectionPool(connection_class=UnixDomainSocketConnection,
+                                               path=s.address[5:], **kwargs)
     else:
         host, _, port = s.address.rpartition(":")
         if s.tls:

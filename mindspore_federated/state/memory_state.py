@@ -1,13 +1,13 @@
-"""ClusterState in one process (unit tests, single-host runs): the Redis backend's semantics over a MemoryStore."""
+"""ClusterState in one process (unit tests, single-host runs): the Redis semantics over a MemoryStore."""
 import asyncio
 import json
 import time
 
 from mindspore_federated import errors
-from mindspore_federated.state.base import (ClusterState, CountResult, NodeInfo, Outcome, Snapshot, StartResult,
-                                            UpdateResult, config_ttl, rank_of)
-from mindspore_federated.state.keys import (HEARTBEAT_TTL_S, ITER_EXTRA_S, OLD_ITERATION_TTL_S, REG_LOCK_TTL_S,
-                                            SCALING_TTL_S, SUMMARY_LOCK_TTL_S, SUMMARY_TTL_S, WEEK_S,
+from mindspore_federated.state.base import (ClusterState, CountResult, NodeInfo, Outcome, Snapshot,
+                                            StartResult, UpdateResult, config_ttl, rank_of)
+from mindspore_federated.state.keys import (HEARTBEAT_TTL_S, ITER_EXTRA_S, OLD_ITERATION_TTL_S,
+                                            REG_LOCK_TTL_S, SCALING_TTL_S, SUMMARY_LOCK_TTL_S, SUMMARY_TTL_S, WEEK_S,
                                             InstanceState, Keys)
 from mindspore_federated.state.memory_store import MemoryStore
 from mindspore_federated.state.naming import time_string
@@ -62,7 +62,8 @@ class MemoryClusterState(ClusterState):
     async def create_status_after_loss(self, inst, iteration, reason):
         created = self._create_status(inst, iteration, InstanceState.RUNNING, self.cfg_ttl)
         if created:
-            self.store.hash(self.keys.status(inst)).update(lastIterationSuccess="0", lastIterationResult=reason)
+            status = self.store.hash(self.keys.status(inst))
+            status.update(lastIterationSuccess="0", lastIterationResult=reason)
         return created
 
     async def status(self, inst):
@@ -174,8 +175,8 @@ class MemoryClusterState(ClusterState):
     async def server_nodes(self, inst):
         k, s = self.keys, self.store
         entries, infos = s.get(k.servers(inst)) or {}, s.get(k.server_info(inst)) or {}
-        nodes = [NodeInfo(i, "SERVER", s.exists(k.server_heartbeat(inst, i)), entries[i], rank_of(infos.get(i)))
-                 for i in sorted(entries)]
+        nodes = [NodeInfo(i, "SERVER", s.exists(k.server_heartbeat(inst, i)), entries[i],
+                          rank_of(infos.get(i))) for i in sorted(entries)]
         return sorted(nodes, key=lambda n: (n.rank, n.node_id))
 
     async def worker_nodes(self, inst):
@@ -237,12 +238,12 @@ class MemoryClusterState(ClusterState):
         if count == 1:
             timer.setdefault("startFLJob", int(now_ms))
             timer.setdefault("global", int(now_ms))
-            self._expire([k.count(inst, iteration), k.device_metas(inst, iteration), k.timer(inst, iteration)],
-                         self.iter_ttl)
+            self._expire([k.count(inst, iteration), k.device_metas(inst, iteration),
+                          k.timer(inst, iteration)], self.iter_ttl)
         return StartResult(Outcome.ACCEPTED, count, int(timer.get("startFLJob", now_ms)))
 
-    async def update_model(self, inst, iteration, threshold, fl_id, node_id, req_iteration, local_error, now_ms,
-                           count_now=False):
+    async def update_model(self, inst, iteration, threshold, fl_id, node_id, req_iteration, local_error,
+                           now_ms, count_now=False):
         k, s = self.keys, self.store
         refused = self._gate(inst, iteration)
         if refused:
@@ -292,8 +293,9 @@ class MemoryClusterState(ClusterState):
     async def snapshot(self, inst, iteration):
         k, s = self.keys, self.store
         aggregated = s.get(k.server_count(inst, iteration, "countForAggregation")) or {}
-        return Snapshot(s.get(k.instance_name), await self.status(inst), await self.update_counts(inst, iteration),
-                        dict(s.get(k.timer(inst, iteration)) or {}), sum(aggregated.values()))
+        return Snapshot(s.get(k.instance_name), await self.status(inst),
+                        await self.update_counts(inst, iteration), dict(s.get(k.timer(inst, iteration)) or {}),
+                        sum(aggregated.values()))
 
     async def finish_iteration(self, inst, iteration, success, reason, fl_iteration_num, guard="none",
                                guard_threshold=0):
@@ -302,7 +304,8 @@ class MemoryClusterState(ClusterState):
         if not status or int(status["iterationNum"]) != int(iteration):
             return False
         if guard == "sum":
-            if sum(await self._values(k.server_count(inst, iteration, "updateModel"))) >= int(guard_threshold):
+            counts = await self._values(k.server_count(inst, iteration, "updateModel"))
+            if sum(counts) >= int(guard_threshold):
                 return False
         elif guard.startswith("field:"):
             if int((s.get(k.count(inst, iteration)) or {}).get(guard[6:], 0)) >= int(guard_threshold):
@@ -340,7 +343,8 @@ class MemoryClusterState(ClusterState):
         return {n: json.loads(v) for n, v in raw.items()}
 
     async def take_summary_lock(self, inst, iteration, node_id):
-        return self.store.put(self.keys.summary_lock(inst, iteration), node_id, SUMMARY_LOCK_TTL_S, only_new=True)
+        key = self.keys.summary_lock(inst, iteration)
+        return self.store.put(key, node_id, SUMMARY_LOCK_TTL_S, only_new=True)
 
     async def release_summary_lock(self, inst, iteration):
         self.store.put(self.keys.summary_lock(inst, iteration), "Finish", SUMMARY_LOCK_TTL_S)

@@ -92,8 +92,8 @@ def test_model_handover_message_to_a_server_that_did_not_aggregate(tmp_path, red
         receiver = Peers("127.0.0.1", 16, max_frame_bytes(spec))
         sender = Peers("127.0.0.1", 16, max_frame_bytes(spec))
         try:
-            node = ServerNode(cfg, RedisClusterState(client, fl_name, 60000), spec, Model.from_feature_map(fm),
-                              "127.0.0.1:1", receiver, hooks=None)
+            state = RedisClusterState(client, fl_name, 60000)
+            node = ServerNode(cfg, state, spec, Model.from_feature_map(fm), "127.0.0.1:1", receiver, hooks=None)
             receiver.serve(node)
             await node.join(cfg.hyper_params())
             it, to = node.iteration, [receiver.address]

@@ -89,7 +89,8 @@ def test_new_instance(fl_name):
     async def scenario():
         state, ctx, inst = await cluster(fl_name)
         events = await state.subscribe()
-        assert (await handlers.new_instance(ctx, {"fl_iteration_num": 2}))["message"] == errors.SCHED_NEW_INSTANCE_OK
+        body = await handlers.new_instance(ctx, {"fl_iteration_num": 2})
+        assert body["message"] == errors.SCHED_NEW_INSTANCE_OK
         name = await state.instance()
         assert name != inst and await events.get(1.0) == {"event": "new_instance", "instance": name}
         assert (await handlers.query_instance(ctx))["result"]["fl_iteration_num"] == 2
@@ -121,7 +122,8 @@ def test_scale_in_until_the_node_left(fl_name):
 def test_scale_out_until_the_servers_joined(fl_name):
     async def scenario():
         state, ctx, inst = await cluster(fl_name, servers=1)
-        assert (await handlers.scale_out(ctx, {"server_num": 1, "worker_num": 0}))["message"] == texts.SCALE_OUT_OK
+        body = await handlers.scale_out(ctx, {"server_num": 1, "worker_num": 0})
+        assert body["message"] == texts.SCALE_OUT_OK
         assert (await handlers.cluster_state(ctx))["cluster_state"] == "CLUSTER_SCALE_OUT"
         await state.heartbeat(inst, "n9", "127.0.0.1:4009", "{}")
         assert (await handlers.cluster_state(ctx))["cluster_state"] == "CLUSTER_READY"

@@ -1,4 +1,4 @@
-"""The Redis client factory against a real redis-server: settings from config, AUTH, database, TLS honoured."""
+"""The Redis client factory on a real redis-server: settings from config; AUTH, database, TLS honoured."""
 import asyncio
 import re
 
@@ -18,7 +18,8 @@ def config(address, enable_ssl=False, **cache):
            "cipher_list": "ECDHE-RSA-AES128-GCM-SHA256"}
     return load_config_dict({
         "fl_name": "f", "fl_iteration_num": 1, "server_mode": "FEDERATED_LEARNING", "enable_ssl": enable_ssl,
-        "distributed_cache": {"type": "redis", "address": address, **cache}, **({"ssl": ssl} if enable_ssl else {}),
+        "distributed_cache": {"type": "redis", "address": address, **cache},
+        **({"ssl": ssl} if enable_ssl else {}),
         "round": {"start_fl_job_threshold": 1, "start_fl_job_time_window": 3000, "update_model_ratio": 1.0,
                   "update_model_time_window": 3000, "global_iteration_time_window": 6000},
         "summary": {"metrics_file": "metrics.json", "failure_event_file": "event.txt"}}, role="scheduler")

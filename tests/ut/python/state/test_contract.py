@@ -61,7 +61,8 @@ class RedisBackend:
         self.states = []
 
     async def state(self, fl_name):
-        state = RedisClusterState(make_client(self.address), fl_name, WINDOW_MS, fast=make_pipelined(self.address))
+        state = RedisClusterState(make_client(self.address), fl_name, WINDOW_MS,
+                                  fast=make_pipelined(self.address))
         self.states.append(state)
         return state
 
@@ -284,11 +285,13 @@ def test_update_model_and_aggregation_count(backend, fl_name):
         assert (counted.outcome, counted.total) == (Outcome.ACCEPTED, 1)
         second = await state.update_model(inst, 1, 2, "d2", "n2", 1, 0, 2500, count_now=True)
         assert (second.outcome, second.total, second.aggregated) == (Outcome.ACCEPTED, 2, 2)
-        assert (await state.update_model(inst, 1, 2, "d3", "n2", 1, 0, 1)).outcome is Outcome.THRESHOLD_REACHED
+        late = await state.update_model(inst, 1, 2, "d3", "n2", 1, 0, 1)
+        assert late.outcome is Outcome.THRESHOLD_REACHED
         assert await state.update_counts(inst, 1) == {"n1": 1, "n2": 1}
         assert (await state.count_for_aggregation(inst, 2, "n1")).outcome is Outcome.ITERATION_CHANGED
         snap = await state.snapshot(inst, 1)
-        assert (snap.update_counts, snap.aggregated, snap.timers["updateModel"]) == ({"n1": 1, "n2": 1}, 2, 2000)
+        assert (snap.update_counts, snap.aggregated) == ({"n1": 1, "n2": 1}, 2)
+        assert snap.timers["updateModel"] == 2000
         assert snap.status["iterationNum"] == "1"
     run(backend, scenario)
 
@@ -332,7 +335,8 @@ def test_summaries_and_their_lock(backend, fl_name):
         await state.put_summary(inst, 1, "n1", {"accepted": 3})
         await state.put_summary(inst, 1, "n2", {"accepted": 1})
         assert await state.summaries(inst, 1) == {"n1": {"accepted": 3}, "n2": {"accepted": 1}}
-        assert await state.take_summary_lock(inst, 1, "n1") and not await state.take_summary_lock(inst, 1, "n2")
+        assert await state.take_summary_lock(inst, 1, "n1")
+        assert not await state.take_summary_lock(inst, 1, "n2")
         await state.release_summary_lock(inst, 1)
         assert not await state.take_summary_lock(inst, 1, "n2")   # written: nobody writes it again
     run(backend, scenario)
