@@ -9,6 +9,7 @@ import time
 from redis.exceptions import RedisError
 
 from mindspore_federated import errors
+from mindspore_federated.address import split_host_port
 from mindspore_federated.log import apply_config, get_logger, set_node
 from mindspore_federated.server.device_api import DeviceApi, max_body_bytes
 from mindspore_federated.server.http_app import AiohttpDeviceServer
@@ -30,11 +31,6 @@ AGGREGATION_DRAIN_MIN_S = 1.0  # a stopping server finishes the all-reduce it is
 HOOK_DRAIN_S = 3.0             # and the summary of an iteration it is writing
 SUMMARY_WAIT_S = 3.0
 PEER_WAIT_S = 20.0
-
-
-def split_address(address):
-    host, _, port = address.rpartition(":")
-    return host, int(port)
 
 
 def new_event_loop():
@@ -191,7 +187,7 @@ class ServerApp:
             except RedisError as exc:
                 raise errors.FederatedError(f"{errors.START_INSTANCE}: {exc}") from None
             if not await state.acquire_reg_lock(node.inst, node.node_id, REG_LOCK_DEADLINE_S):
-                raise errors.FederatedError("Failed to acquire the server registration lock")
+                raise errors.FederatedError(errors.START_REG_LOCK)
             try:
                 await self._meet_peers(node, state)
                 http = await self._start_http(node, spec)
@@ -208,11 +204,12 @@ class ServerApp:
                         self.cfg.client.max_concurrent_uploads)
         engine = self.cfg.client.http_engine
         server = FastDeviceServer(api) if engine == "fast" else AiohttpDeviceServer(api)
-        host, port = split_address(self.http_address)
+        host, port = split_host_port(self.http_address)
         try:
             await server.start(host, port)
         except OSError as exc:
-            raise errors.FederatedError(f"Failed to start the HTTP server on {self.http_address}: {exc}") from None
+            text = errors.START_HTTP.format(address=self.http_address, reason=exc)
+            raise errors.FederatedError(text) from None
         return server
 
     async def _register(self, node, state):

@@ -1,8 +1,8 @@
 """FLServerJob and FlSchedulerJob: the reference-compatible entry points that run a role in this process."""
-import ipaddress
 import os
 
 from mindspore_federated import errors
+from mindspore_federated.address import parse_address
 from mindspore_federated.log import get_logger, setup
 from mindspore_federated.startup.feature_map import FeatureMap
 
@@ -36,16 +36,12 @@ def config_file_overrides(json_config, role="server"):
 def check_address(address, what):
     """`ip:port` with an IPv4 address and a port in 1..65535; returns (ip, port) or raises RuntimeError."""
     if not isinstance(address, str):
-        raise RuntimeError(f"Parameter '{what}' should be str, but got {type(address).__name__}")
-    host, sep, port = address.rpartition(":")
+        raise RuntimeError(errors.PARAM_TYPE.format(name=what, type="str", got=type(address).__name__))
     try:
-        ipaddress.IPv4Address(host)
-        port_num = int(port)
+        parsed = parse_address(address, ipv4_only=True)
     except ValueError:
-        port_num = -1
-    if not sep or not 1 <= port_num <= 65535:
-        raise RuntimeError(f"Invalid {what}: {address!r}, expected 'ipv4:port' with port in [1, 65535]")
-    return host, port_num
+        raise RuntimeError(errors.PARAM_ADDRESS.format(name=what, address=address)) from None
+    return parsed.host, parsed.port
 
 
 def _feature_map_from(value):
@@ -54,7 +50,7 @@ def _feature_map_from(value):
         from mindspore_federated.checkpoint import load_checkpoint
 
         if not os.path.isfile(value):
-            raise RuntimeError(f"The checkpoint file {value} does not exist")
+            raise RuntimeError(errors.START_CHECKPOINT_MISSING.format(path=value))
         fm = FeatureMap()
         for name, arr in load_checkpoint(value).items():
             fm.add_feature(name, arr, True)
@@ -92,7 +88,7 @@ class FLServerJob:
         for name, value in (("yaml_config", yaml_config), ("http_server_address", http_server_address),
                             ("tcp_server_ip", tcp_server_ip), ("checkpoint_dir", checkpoint_dir)):
             if not isinstance(value, str):
-                raise RuntimeError(f"Parameter '{name}' should be str, but got {type(value).__name__}")
+                raise RuntimeError(errors.PARAM_TYPE.format(name=name, type="str", got=type(value).__name__))
         self.yaml_config = yaml_config
         self.http_server_address = http_server_address
         self.tcp_server_ip = tcp_server_ip
