@@ -118,6 +118,12 @@ JSON_CONFIG_NOT_OBJECT = "the content should be a JSON object"
 RECOVERY_STORAGE_TYPE = "recovery.storage_type: only 1 (file storage) is supported"
 SSL_CLIENT_PASSWORD_EMPTY = "The client password's value is empty."
 SSL_PKCS12 = "PKCS12_parse failed"
+SSL_CERT_EXPIRING = "The certificate of {path} expires in {days} days (not after {not_after} UTC)"
+SSL_CERT_EXPIRED = "The certificate of {path} expired on {not_after} UTC"
+SSL_CA_MISSING = "ssl.ca_cert_path is needed to verify peers, but it is empty"
+SSL_CA_LOAD = "Failed to load the CA certificate {path}: {reason}"
+SSL_CRL_LOAD = "Failed to load the certificate revocation list {path}: {reason}"
+SSL_CIPHERS = "None of the TLS cipher suites '{ciphers}' is available"
 CIPHER_INIT = "cipher init fail."
 
 # ---- scheduler (spec §2) ---------------------------------------------------------------------

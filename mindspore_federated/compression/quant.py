@@ -1,7 +1,7 @@
 """QUANT (spec §6): 8-bit min/max quantisation of one weight, the same code on the server and the device.
 
 Encoding: scale = (max - min) / 255 + 1e-10, q = clip(round((w - min) / scale - 128), -128, 127), computed in
-float64 from the float32 weight. Decoding: w' = (q + 128) * scale + min, computed in float32 like the Java SDK.
+float64 from the float32 weight. Decoding: w' = (q + 128) * scale + min, in float32 like the Java SDK.
 """
 from dataclasses import dataclass
 

@@ -39,5 +39,6 @@ __all__ = ["ConfigEntry", "Range", "When", "FlConfig", "load_config", "load_conf
            "example_yaml", "ceil_ratio", "update_model_threshold", "cipher_thresholds",
            "parse_participation_time_level", "ROLES", "HYPER_PARAM_KEYS", "UINT32_MAX", "FEDERATED_LEARNING",
            "HYBRID_TRAINING", "NOT_ENCRYPT", "PW_ENCRYPT", "STABLE_PW_ENCRYPT", "DP_ENCRYPT", "SIGNDS",
-           "NO_COMPRESS", "DIFF_SPARSE_QUANT", "QUANT", "SECURE_AGGREGATION_TYPES", "NO_UPLOAD_COMPRESS_TYPES",
+           "NO_COMPRESS", "DIFF_SPARSE_QUANT", "QUANT", "SECURE_AGGREGATION_TYPES",
+           "NO_UPLOAD_COMPRESS_TYPES",
            "ALLOWED_CIPHERS", "DEFAULT_PARTICIPATION_TIME_LEVEL", "MAX_PARTICIPATION_MINUTES"]

@@ -21,7 +21,8 @@ def update_model_threshold(start_fl_job_threshold, update_model_ratio):
 
 def cipher_thresholds(values):
     """Counter thresholds of the cipher rounds (spec §3.6) from flat config values."""
-    update = update_model_threshold(values["round.start_fl_job_threshold"], values["round.update_model_ratio"])
+    update = update_model_threshold(values["round.start_fl_job_threshold"],
+                                    values["round.update_model_ratio"])
     ratio = values["encrypt.pw_encrypt.share_secrets_ratio"]
     minimum = values["encrypt.pw_encrypt.reconstruct_secrets_threshold"] + 1
     exchange = max(ceil_ratio(values["round.start_fl_job_threshold"], ratio), update)

@@ -1,4 +1,4 @@
-"""Validation of one YAML document: flattening to dotted keys, type coercion, per-key checks, problem lines."""
+"""Validation of one YAML document: flattening to dotted keys, coercion, per-key checks, problem lines."""
 import logging
 import math
 import numbers

@@ -21,7 +21,7 @@ def _class_name(path):
 
 
 def _schema_tree():
-    """section path ("" = top level) -> [(attribute, sub-section path or None, entry or None)], schema order."""
+    """section path ("" = top level) -> [(attribute, sub-section path or None, entry or None)] in order."""
     children = {"": []}
     for entry in schema_table():
         parts = entry.key.split(".")
@@ -164,7 +164,8 @@ class FlConfig(Mapping):
     def update_model_threshold(self):
         """U = ceil(T * update_model_ratio)."""
         values = self._values
-        return update_model_threshold(values["round.start_fl_job_threshold"], values["round.update_model_ratio"])
+        return update_model_threshold(values["round.start_fl_job_threshold"],
+                                      values["round.update_model_ratio"])
 
     def cipher_thresholds(self):
         """Round name -> counter threshold of the cipher rounds (spec §3.6)."""

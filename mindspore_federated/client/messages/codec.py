@@ -1,4 +1,4 @@
-"""Device wire codec: protocol enums, flatbuffers building blocks for requests, and the zero-copy table reader.
+"""Device wire codec: protocol enums, flatbuffers building blocks for requests, the zero-copy table reader.
 
 The reader reads replies without the generated accessors (which cost ~1-20 us per field, several ms per
 thousand devices). It only ever sees bodies `_core.verify` has accepted, so every offset is in bounds. A slot

@@ -19,7 +19,8 @@ from mindspore_federated.errors import JOB_DISABLED, SAFEMODE
 
 __all__ = ["PlainTextReply", "PWParamsInfo", "DPParamsInfo", "DSParamsInfo", "FLPlanInfo", "Reply",
            "StartFLJobReply", "UpdateModelReply", "GetModelReply", "PullWeightReply", "PushWeightReply",
-           "PushMetricsReply", "decode_features", "check_plain_text", "parse_start_fl_job", "parse_update_model",
+           "PushMetricsReply", "decode_features", "check_plain_text", "parse_start_fl_job",
+           "parse_update_model",
            "parse_get_model", "parse_pull_weight", "parse_push_weight", "parse_push_metrics", "PARSERS"]
 
 _SAFEMODE_B = SAFEMODE.encode()
@@ -180,8 +181,8 @@ def decode_features(features, compressed, compress_type):
     return {name: quant_decode(q.data, q.min_val, q.max_val) for name, q in compressed.items()}
 
 
-# Table -> ((attribute, slot, kind), ...) for the plain fields; an attribute is named like its .fbs field except
-# where FIELD_ALIASES says otherwise. Vectors of tables and nested tables are in LINKS.
+# Table -> ((attribute, slot, kind), ...) for the plain fields; an attribute is named like its .fbs field
+# except where FIELD_ALIASES says otherwise. Vectors of tables and nested tables are in LINKS.
 FIELD_SPECS = {
     "ResponseFLJob": (("retcode", 0, "int"), ("reason", 1, "str"), ("iteration", 2, "int"),
                       ("is_selected", 3, "bool"), ("next_req_time", 4, "ms"), ("timestamp", 7, "str"),
@@ -204,8 +205,8 @@ FIELD_SPECS = {
 }
 # (table, attribute) -> the .fbs field it is read from, where the names differ.
 FIELD_ALIASES = {("ResponseGetModel", "next_req_time"): "timestamp"}  # getModel carries next_req_time there
-# (table, .fbs field) -> (slot, .fbs type) of the nested tables, vectors of tables and their fields the readers
-# follow; the type is what the reader expects to find at that slot.
+# (table, .fbs field) -> (slot, .fbs type) of the nested tables, vectors of tables and their fields the
+# readers follow; the type is what the reader expects to find at that slot.
 LINKS = {
     ("ResponseFLJob", "fl_plan_config"): (5, "FLPlan"),
     ("ResponseFLJob", "feature_map"): (6, "[FeatureMap]"),
@@ -227,14 +228,15 @@ LINKS = {
     ("CompressFeatureMap", "max_val"): (3, "float"),
 }
 _FEATURES_SLOT = {table: slot for (table, name), (slot, _) in LINKS.items() if name == "feature_map"}
-_COMPRESSED_SLOT = {table: slot for (table, name), (slot, _) in LINKS.items() if name == "compress_feature_map"}
+_COMPRESSED_SLOT = {table: slot for (table, name), (slot, _) in LINKS.items()
+                    if name == "compress_feature_map"}
 _PLAN_SLOT, _CIPHER_SLOT = LINKS["ResponseFLJob", "fl_plan_config"][0], LINKS["FLPlan", "cipher"][0]
 _ENCRYPT_TYPE, _PW_SLOT, _DP_SLOT, _DS_SLOT = (LINKS["CipherPublicParams", name][0] for name in
                                                ("encrypt_type", "pw_params", "dp_params", "ds_params"))
 _FEATURE_NAME, _FEATURE_DATA = LINKS["FeatureMap", "weight_fullname"][0], LINKS["FeatureMap", "data"][0]
-_COMPRESS_NAME, _COMPRESS_DATA, _COMPRESS_MIN, _COMPRESS_MAX = (LINKS["CompressFeatureMap", name][0] for name in
-                                                                ("weight_fullname", "compress_data", "min_val",
-                                                                 "max_val"))
+_COMPRESS_NAME, _COMPRESS_DATA, _COMPRESS_MIN, _COMPRESS_MAX = (
+    LINKS["CompressFeatureMap", name][0]
+    for name in ("weight_fullname", "compress_data", "min_val", "max_val"))
 _READ_FLOAT = READERS["float"]
 
 

@@ -23,8 +23,8 @@ from mindspore_federated.schema.fbs import (
     RequestUpdateModel,
 )
 
-__all__ = ["build_start_fl_job", "build_update_model", "build_get_model", "build_pull_weight", "build_push_weight",
-           "build_push_metrics"]
+__all__ = ["build_start_fl_job", "build_update_model", "build_get_model", "build_pull_weight",
+           "build_push_weight", "build_push_metrics"]
 
 
 def build_start_fl_job(fl_name, fl_id, iteration=0, data_size=1, *, timestamp=None, eval_data_size=0,
