@@ -4,6 +4,7 @@ import json
 import os
 
 from mindspore_federated import errors
+from mindspore_federated.address import split_host_port
 
 STORAGE_FILE = 1
 
@@ -34,8 +35,7 @@ def recovery_path(json_config, http_address):
     if int(section.get("storage_type", STORAGE_FILE)) != STORAGE_FILE:
         raise RuntimeError(errors.RECOVERY_STORAGE_TYPE)
     base = section.get("storage_file_path") or section.get("storge_file_path") or "recovery.json"
-    port = http_address.rpartition(":")[2]
-    return f"{base}.{port}"
+    return f"{base}.{split_host_port(http_address)[1]}"
 
 
 class RecoveryFile:

@@ -10,16 +10,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from mindspore_federated import errors
+from mindspore_federated.clock import time_string
 from mindspore_federated.state import scripts
 from mindspore_federated.state.keys import (HEARTBEAT_TTL_S, ITER_EXTRA_S, OLD_ITERATION_TTL_S, REG_LOCK_TTL_S,
                                             WEEK_S, InstanceState, Keys)
-
-
-def time_string():
-    """`YYYY-MM-DD-HH:MM:SS.mmm.uuu` (the reference's time format for ids and instance names)."""
-    now = time.time()
-    us = int(now * 1e6) % 1_000_000
-    return time.strftime("%Y-%m-%d-%H:%M:%S", time.localtime(now)) + f".{us // 1000:03d}.{us % 1000:03d}"
 
 
 def make_client(address, timeout=2.0, max_connections=64):
