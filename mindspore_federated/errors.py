@@ -13,6 +13,18 @@ class StateError(FederatedError):
     """Redis (the distributed cache) failed or holds inconsistent state."""
 
 
+class Unavailable(Exception):
+    """A device request cannot be served now; the plain-text reply is the message (e.g. SAFEMODE)."""
+
+
+class ApiError(Exception):
+    """A scheduler REST request failed with a reference error text (HTTP 400, code "1")."""
+
+    def __init__(self, text):
+        super().__init__(text)
+        self.text = text
+
+
 # ---- YAML config (spec §7) -------------------------------------------------------------------
 CFG_MISSING = "The parameter '{key}' is missing, yaml config file: {path}"
 CFG_TYPE = "The parameter '{key}' is expected to be type {type}, but got {got}, yaml config file: {path}"
@@ -59,6 +71,8 @@ GETMODEL_NOT_READY = ("The model is not ready yet for iteration {iteration}. May
                       "1. Client doesn't send enough update model request.\n"
                       "2. Worker has not push all the weights to servers.")
 GETMODEL_SUCCESS = "Get model for iteration {iteration}"
+PULL_SCHEMA = "The schema of RequestPullWeight is invalid."
+PUSH_SCHEMA = "The schema of RequestPushWeight is invalid."
 PULL_NOT_DONE = "The aggregation for the weights is not done yet."
 PULL_ITERATION = "PullWeight iteration {iteration} is invalid. Server current iteration: {current}"
 PULL_UNKNOWN = "The weight {name} is not found in the server."
@@ -91,8 +105,25 @@ START_INSTANCE = "Sync instance info with distributed cache failed"
 START_STOPPING = "Fl job {fl_name} is stopping"
 START_PEERS = "Failed to access all other servers"
 START_EMPTY_MODEL = "The feature map of the server is empty: provide an initial model or a recovery checkpoint"
+START_REG_LOCK = "Failed to acquire the server registration lock"
+START_HTTP = "Failed to start the HTTP server on {address}: {reason}"
+START_CHECKPOINT_MISSING = "The checkpoint file {path} does not exist"
+PARAM_TYPE = "Parameter '{name}' should be {type}, but got {got}"
+PARAM_ADDRESS = "Invalid {name}: {address!r}, expected 'ipv4:port' with port in [1, 65535]"
+FEATURE_NAME = "Feature name should be a non-empty str, but got {name!r}"
+FEATURE_DATA_TYPE = "Feature '{name}' data should be a numpy.ndarray, but got {got}"
+FEATURE_DTYPE = "Feature '{name}' data type should be float32, but got {dtype}"
+JSON_CONFIG_LOAD = "Failed to load config file {path}: {reason}"
+JSON_CONFIG_NOT_OBJECT = "the content should be a JSON object"
+RECOVERY_STORAGE_TYPE = "recovery.storage_type: only 1 (file storage) is supported"
 SSL_CLIENT_PASSWORD_EMPTY = "The client password's value is empty."
 SSL_PKCS12 = "PKCS12_parse failed"
+SSL_CERT_EXPIRING = "The certificate of {path} expires in {days} days (not after {not_after} UTC)"
+SSL_CERT_EXPIRED = "The certificate of {path} expired on {not_after} UTC"
+SSL_CA_MISSING = "ssl.ca_cert_path is needed to verify peers, but it is empty"
+SSL_CA_LOAD = "Failed to load the CA certificate {path}: {reason}"
+SSL_CRL_LOAD = "Failed to load the certificate revocation list {path}: {reason}"
+SSL_CIPHERS = "None of the TLS cipher suites '{ciphers}' is available"
 CIPHER_INIT = "cipher init fail."
 
 # ---- scheduler (spec §2) ---------------------------------------------------------------------
@@ -117,3 +148,28 @@ SCHED_ENABLE_FINISHED = "The instance is completed and cannot be enabled."
 SCHED_DISABLE_FINISHED = "The instance is completed and cannot be disabled."
 SCHED_ALREADY_ENABLED = "The instance has already been enabled."
 SCHED_ALREADY_DISABLED = "The instance has already been disabled."
+
+# ---- scheduler: the older /nodes, /scaleout, /scalein API (MindSpore 1.x scheduler) -------------------
+SCHED_NODES_OK = "Get nodes info successful."
+SCHED_SCALE_OUT_OK = "Cluster begin to scale out."
+SCHED_SCALE_IN_OK = "Cluster begin to scale in."
+SCHED_NOT_READY = "The cluster is not ready."
+SCHED_MISSING_KEY = "The json is not contain the key:{key}"
+SCHED_NEGATIVE = "The value should not be less than 0."
+SCHED_WORKER_SCALE_OUT = "The Worker does not currently support scale out."
+SCHED_NODE_IDS_EMPTY = "The node ids should not be empty."
+SCHED_NODE_ILLEGAL = "The node id:{node_id} is illegal."
+SCHED_NODE_WORKER = "The node id:{node_id} is the role of worker, should not be scale in."
+# ---- scheduler: our own texts (no reference equivalent) ----------------------------------------------
+SCHED_SCALE_INT = "The value of the key:{key} should be an integer."
+SCHED_NODE_IDS_TYPE = "The value of the key:node_ids should be a list of strings."
+SCHED_SCALE_IN_ALL = "The scale in would remove every server of the cluster."
+SCHED_NOT_OBJECT = "the post message should be a JSON object"
+# the reference's text for a body over its 100 MiB limit (kMaxMessageSize = 100 * 2^20 bytes)
+SCHED_POST_TOO_BIG = "The post message is bigger than 100mb."
+SCHED_BIND_FAILED = "Failed to start scheduler http server on {address}: {reason}"
+SCHED_CACHE_START = "Failed to access the cache server {address} at start-up: {reason}"
+SCHED_SSL_NEEDS_JOB = ("enable_ssl is true: start the scheduler through FlSchedulerJob(..., "
+                       "ssl_config=SSLConfig(...)) "
+                       "so the certificate password is not passed on the command line")
+SCHED_INVALID_PORT = "invalid port {text!r}: expected 1..65535"

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+from mindspore_federated.address import split_host_port
+
 READY_TIMEOUT_S = 90.0
 
 
@@ -93,8 +95,7 @@ def _first_address(args):
     if args.fl_server_port is not None:
         ip = args.scheduler_ip or "127.0.0.1"
         return ip, args.fl_server_port
-    host, _, port = (args.http_server_address or "127.0.0.1:6666").rpartition(":")
-    return host, int(port)
+    return split_host_port(args.http_server_address or "127.0.0.1:6666")
 
 
 def server_node_ids(base, count):

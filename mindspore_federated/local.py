@@ -110,8 +110,10 @@ class Progress:
 
         from mindspore_federated.state.keys import Keys
 
-        host, _, port = redis_address.rpartition(":")
-        self.client = redis.Redis(host=host, port=int(port), socket_timeout=1)
+        from mindspore_federated.address import split_host_port
+
+        host, port = split_host_port(redis_address)
+        self.client = redis.Redis(host=host, port=port, socket_timeout=1)
         self.keys = Keys(fl_name)
         self.total = total
         self.stream = stream

@@ -6,7 +6,7 @@ import sys
 LOGGER_NAME = "mindspore_federated"
 _LOGGER = logging.getLogger(LOGGER_NAME)
 _GLOG_LEVELS = {"0": logging.DEBUG, "1": logging.INFO, "2": logging.WARNING, "3": logging.ERROR}
-# Level names the YAML key `log_level` accepts (config.py declares the key with these choices).
+# Level names the YAML key `log_level` accepts (config/schema.py declares the key with these choices).
 LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 

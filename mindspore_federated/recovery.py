@@ -3,6 +3,9 @@ server needs to take back its place (node id, rank), persisted atomically per se
 import json
 import os
 
+from mindspore_federated import errors
+from mindspore_federated.address import split_host_port
+
 STORAGE_FILE = 1
 
 
@@ -14,9 +17,9 @@ def load_json_config(path):
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError) as exc:
-        raise RuntimeError(f"Failed to load config file {path}: {exc}") from None
+        raise RuntimeError(errors.JSON_CONFIG_LOAD.format(path=path, reason=exc)) from None
     if not isinstance(data, dict):
-        raise RuntimeError(f"Failed to load config file {path}: the content should be a JSON object")
+        raise RuntimeError(errors.JSON_CONFIG_LOAD.format(path=path, reason=errors.JSON_CONFIG_NOT_OBJECT))
     return data
 
 
@@ -30,10 +33,9 @@ def recovery_path(json_config, http_address):
     if not isinstance(section, dict):
         return None
     if int(section.get("storage_type", STORAGE_FILE)) != STORAGE_FILE:
-        raise RuntimeError("recovery.storage_type: only 1 (file storage) is supported")
+        raise RuntimeError(errors.RECOVERY_STORAGE_TYPE)
     base = section.get("storage_file_path") or section.get("storge_file_path") or "recovery.json"
-    port = http_address.rpartition(":")[2]
-    return f"{base}.{port}"
+    return f"{base}.{split_host_port(http_address)[1]}"
 
 
 class RecoveryFile:

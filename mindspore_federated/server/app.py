@@ -9,6 +9,7 @@ import time
 from redis.exceptions import RedisError
 
 from mindspore_federated import errors
+from mindspore_federated.address import split_host_port
 from mindspore_federated.log import apply_config, get_logger, set_node
 from mindspore_federated.server.device_api import DeviceApi, max_body_bytes
 from mindspore_federated.server.http_app import AiohttpDeviceServer
@@ -30,11 +31,6 @@ AGGREGATION_DRAIN_MIN_S = 1.0  # a stopping server finishes the all-reduce it is
 HOOK_DRAIN_S = 3.0             # and the summary of an iteration it is writing
 SUMMARY_WAIT_S = 3.0
 PEER_WAIT_S = 20.0
-
-
-def split_address(address):
-    host, _, port = address.rpartition(":")
-    return host, int(port)
 
 
 def new_event_loop():
@@ -179,7 +175,7 @@ class ServerApp:
                 spec, initial = await self._model_spec(state)
             except RedisError as exc:
                 raise errors.FederatedError(f"{errors.START_INSTANCE}: {exc}") from None
-            self._peers = Peers(self.tcp_ip, int(self.cfg.get("client.connection_num", 10000)),
+            self._peers = Peers(self.tcp_ip, self.cfg.client.connection_num,
                                 max_frame_bytes(spec))
             node = self.node = ServerNode(self.cfg, state, spec, initial, self.http_address, self._peers,
                                           self, self.node_id)
@@ -191,7 +187,7 @@ class ServerApp:
             except RedisError as exc:
                 raise errors.FederatedError(f"{errors.START_INSTANCE}: {exc}") from None
             if not await state.acquire_reg_lock(node.inst, node.node_id, REG_LOCK_DEADLINE_S):
-                raise errors.FederatedError("Failed to acquire the server registration lock")
+                raise errors.FederatedError(errors.START_REG_LOCK)
             try:
                 await self._meet_peers(node, state)
                 http = await self._start_http(node, spec)
@@ -204,15 +200,16 @@ class ServerApp:
             await self._shutdown(node, http, state)
 
     async def _start_http(self, node, spec):
-        api = DeviceApi(node, self.cfg.get("client.http_url_prefix", ""), max_body_bytes(spec),
-                        int(self.cfg.get("client.max_concurrent_uploads", 8)))
-        engine = self.cfg.get("client.http_engine", "fast")
+        api = DeviceApi(node, self.cfg.client.http_url_prefix, max_body_bytes(spec),
+                        self.cfg.client.max_concurrent_uploads)
+        engine = self.cfg.client.http_engine
         server = FastDeviceServer(api) if engine == "fast" else AiohttpDeviceServer(api)
-        host, port = split_address(self.http_address)
+        host, port = split_host_port(self.http_address)
         try:
             await server.start(host, port)
         except OSError as exc:
-            raise errors.FederatedError(f"Failed to start the HTTP server on {self.http_address}: {exc}") from None
+            text = errors.START_HTTP.format(address=self.http_address, reason=exc)
+            raise errors.FederatedError(text) from None
         return server
 
     async def _register(self, node, state):
@@ -227,7 +224,7 @@ class ServerApp:
                                 "http": self.http_address, "instance": node.inst, "iteration": node.iteration})
 
     def _ready(self, node):
-        ensure_file(self.cfg["summary.failure_event_file"])  # the reference creates it (and its folder) at start
+        ensure_file(self.cfg.summary.failure_event_file)  # the reference creates it (and its folder) at start
         # What start-up allocated (modules, the model, cached replies) lives as long as the server: keep it
         # out of every later garbage collection, which then only scans per-request objects.
         gc.collect()
@@ -287,7 +284,7 @@ class ServerApp:
             # Every server counts every iteration's result, so the counters agree across the cluster; each one
             # resets at the limit, and only the server that writes this iteration's summary writes the event.
             self._failures = 0 if success else self._failures + 1
-            limit = int(self.cfg.get("summary.continuous_failure_times", 10))
+            limit = self.cfg.summary.continuous_failure_times
             failure_event = self._failures >= limit
             if failure_event:
                 self._failures = 0
@@ -301,9 +298,9 @@ class ServerApp:
                                 status_name=METRICS_STATE_NAMES.get(node.running_state, "running"),
                                 fl_iteration_num=node.fl_iteration_num, iteration=iteration, success=success,
                                 end_ms=time.time() * 1000, hybrid=self.cfg.server_mode == "HYBRID_TRAINING")
-            append_json_line(self.cfg["summary.metrics_file"], line)
+            append_json_line(self.cfg.summary.metrics_file, line)
             if failure_event:
-                append_failure_event(self.cfg["summary.failure_event_file"], node.tcp_address, limit)
+                append_failure_event(self.cfg.summary.failure_event_file, node.tcp_address, limit)
             await self._checkpoint_and_callback(node, inst, iteration, success, reason)
             await node.state.release_summary_lock(inst, iteration)
         except RedisError as exc:
@@ -346,7 +343,7 @@ class ServerApp:
 
     # ---- data-rate files (spec §8.5) ----------------------------------------------------------------
     def record_traffic(self, received, sent):
-        if not self.cfg.get("summary.data_rate_dir", ""):
+        if not self.cfg.summary.data_rate_dir:
             return
         second = int(time.time())
         bucket = self._rate.setdefault(second, [0, 0])
@@ -359,7 +356,7 @@ class ServerApp:
             self._flush_rates()
 
     def _flush_rates(self):
-        directory = self.cfg.get("summary.data_rate_dir", "")
+        directory = self.cfg.summary.data_rate_dir
         if not directory or not self._rate or self.node is None:
             return
         rates, self._rate = self._rate, {}

@@ -24,11 +24,9 @@ ROUNDS = {
     "getModel": ("RequestGetModel", "get_model", False,
                  lambda n: replies.get_model(REQUEST_ERROR, errors.GETMODEL_SCHEMA, n.iteration)),
     "pullWeight": ("RequestPullWeight", "pull_weight", False,
-                   lambda n: replies.pull_weight(REQUEST_ERROR, "The schema of RequestPullWeight is invalid.",
-                                                 n.iteration)),
+                   lambda n: replies.pull_weight(REQUEST_ERROR, errors.PULL_SCHEMA, n.iteration)),
     "pushWeight": ("RequestPushWeight", "push_weight", True,
-                   lambda n: replies.push_weight(REQUEST_ERROR, "The schema of RequestPushWeight is invalid.",
-                                                 n.iteration)),
+                   lambda n: replies.push_weight(REQUEST_ERROR, errors.PUSH_SCHEMA, n.iteration)),
     "pushMetrics": ("RequestPushMetrics", "push_metrics", True, lambda n: replies.push_metrics(REQUEST_ERROR)),
 }
 UPLOAD_ROUNDS = frozenset(("updateModel", "pushWeight"))

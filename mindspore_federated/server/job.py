@@ -1,8 +1,8 @@
 """Runs one FL server in this process from a YAML path, command-line overrides and an initial model."""
-import ipaddress
 import os
 
 from mindspore_federated import errors
+from mindspore_federated.address import parse_address
 from mindspore_federated.config_overrides import merged_overrides
 from mindspore_federated.log import get_logger, setup
 from mindspore_federated.startup.feature_map import FeatureMap
@@ -13,16 +13,12 @@ logger = get_logger("mindspore_federated.startup.federated_local")
 def check_address(address, what):
     """`ip:port` with an IPv4 address and a port in 1..65535; returns (ip, port) or raises RuntimeError."""
     if not isinstance(address, str):
-        raise RuntimeError(f"Parameter '{what}' should be str, but got {type(address).__name__}")
-    host, sep, port = address.rpartition(":")
+        raise RuntimeError(errors.PARAM_TYPE.format(name=what, type="str", got=type(address).__name__))
     try:
-        ipaddress.IPv4Address(host)
-        port_num = int(port)
+        parsed = parse_address(address, ipv4_only=True)
     except ValueError:
-        port_num = -1
-    if not sep or not 1 <= port_num <= 65535:
-        raise RuntimeError(f"Invalid {what}: {address!r}, expected 'ipv4:port' with port in [1, 65535]")
-    return host, port_num
+        raise RuntimeError(errors.PARAM_ADDRESS.format(name=what, address=address)) from None
+    return parsed.host, parsed.port
 
 
 def _feature_map_from(value):
@@ -31,7 +27,7 @@ def _feature_map_from(value):
         from mindspore_federated.checkpoint import load_checkpoint
 
         if not os.path.isfile(value):
-            raise RuntimeError(f"The checkpoint file {value} does not exist")
+            raise RuntimeError(errors.START_CHECKPOINT_MISSING.format(path=value))
         fm = FeatureMap()
         for name, arr in load_checkpoint(value).items():
             fm.add_feature(name, arr, True)

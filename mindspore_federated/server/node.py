@@ -1,7 +1,6 @@
 """One FL server: Redis-backed iteration engine (thresholds, windows, FedAvg, switching) and lifecycle."""
 import asyncio
 import json
-import math
 import os
 import random
 import socket
@@ -11,6 +10,7 @@ import numpy as np
 from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
 
 from mindspore_federated import errors
+from mindspore_federated.config.thresholds import update_model_threshold
 from mindspore_federated.log import get_logger
 from mindspore_federated.server import replies
 from mindspore_federated.server.aggregator import FedAvgAccumulator
@@ -20,7 +20,7 @@ from mindspore_federated.server.rounds import Unavailable, now_ms
 from mindspore_federated.server.summary import IterationStats, parse_participation_levels
 from mindspore_federated.state.base import Outcome
 from mindspore_federated.state.keys import InstanceState
-from mindspore_federated.state.naming import time_string
+from mindspore_federated.clock import time_string
 
 logger = get_logger(__name__)
 SYNC_INTERVAL_S = 1.0
@@ -76,7 +76,7 @@ class ServerNode:
     def apply_hyper_params(self, hp):
         self.hp = dict(hp)
         self.threshold_start = int(hp["start_fl_job_threshold"])
-        self.threshold_update = int(math.ceil(self.threshold_start * float(hp["update_model_ratio"])))
+        self.threshold_update = update_model_threshold(self.threshold_start, hp["update_model_ratio"])
         self.iteration_window_ms = int(hp["start_fl_job_time_window"]) + int(hp["update_model_time_window"])
         self.fl_iteration_num = int(hp["fl_iteration_num"])
         self.download_quant = hp.get("download_compress_type") == "QUANT"

@@ -7,6 +7,7 @@ import functools
 import flatbuffers
 import numpy as np
 
+from mindspore_federated.compression import quant_encode
 from mindspore_federated.schema.fbs import (CipherPublicParams, CompressFeatureMap, CompressType, DPParams,
                                             DSParams, FeatureMap, FLPlan, PWParams, ResponseFLJob,
                                             ResponseGetModel, ResponsePullWeight, ResponsePushMetrics,
@@ -42,27 +43,17 @@ def _offsets(b, offsets, start_vector):
     return b.EndVector()
 
 
-def quantize(w):
-    """8-bit min/max quantisation of spec §6: returns (int8 data, min, max)."""
-    if w.size == 0:
-        return np.zeros(0, np.int8), 0.0, 0.0
-    lo, hi = float(w.min()), float(w.max())
-    scale = (hi - lo) / 255.0 + 1e-10
-    q = np.round((w.astype(np.float64) - lo) / scale - 128.0)
-    return np.clip(q, -128, 127).astype(np.int8), lo, hi
-
-
 def _compressed_vector(b, model, names, start_vector):
     tables = []
     for name in names:
-        q, lo, hi = quantize(model.weights[name])
+        quant = quant_encode(model.weights[name])
         fname = b.CreateString(name)
-        data = b.CreateNumpyVector(q)
+        data = b.CreateNumpyVector(quant.data)
         CompressFeatureMap.Start(b)
         CompressFeatureMap.AddWeightFullname(b, fname)
         CompressFeatureMap.AddCompressData(b, data)
-        CompressFeatureMap.AddMinVal(b, lo)
-        CompressFeatureMap.AddMaxVal(b, hi)
+        CompressFeatureMap.AddMinVal(b, quant.min_val)
+        CompressFeatureMap.AddMaxVal(b, quant.max_val)
         tables.append(CompressFeatureMap.End(b))
     return _offsets(b, tables, start_vector)
 

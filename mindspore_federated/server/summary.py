@@ -5,10 +5,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, fields
 
-
-def local_time_ms(ms):
-    """`YYYY-mm-dd HH:MM:SS.mmm` local time."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) + f".{int(ms) % 1000:03d}"
+from mindspore_federated.clock import local_time_ms
 
 
 @dataclass

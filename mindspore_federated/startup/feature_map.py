@@ -3,19 +3,22 @@ from collections import OrderedDict
 
 import numpy as np
 
+from mindspore_federated import errors
+
 
 class FeatureItem:
     """One named weight: a flat float32 copy of the data, its shape and whether it is aggregated."""
 
     def __init__(self, name, data, require_aggr=True):
         if not isinstance(name, str) or not name:
-            raise ValueError(f"Feature name should be a non-empty str, but got {name!r}")
+            raise ValueError(errors.FEATURE_NAME.format(name=name))
         if not isinstance(data, np.ndarray):
-            raise TypeError(f"Feature '{name}' data should be a numpy.ndarray, but got {type(data).__name__}")
+            raise TypeError(errors.FEATURE_DATA_TYPE.format(name=name, got=type(data).__name__))
         if data.dtype != np.float32:
-            raise TypeError(f"Feature '{name}' data type should be float32, but got {data.dtype}")
+            raise TypeError(errors.FEATURE_DTYPE.format(name=name, dtype=data.dtype))
         if not isinstance(require_aggr, bool):
-            raise TypeError(f"Parameter 'require_aggr' should be bool, but got {type(require_aggr).__name__}")
+            raise TypeError(errors.PARAM_TYPE.format(name="require_aggr", type="bool",
+                                                     got=type(require_aggr).__name__))
         self.feature_name = name
         self.shape = tuple(int(d) for d in data.shape)
         self.data = np.ascontiguousarray(data, dtype=np.float32).reshape(-1).copy()

@@ -11,7 +11,7 @@ class FLServerJob:
         for name, value in (("yaml_config", yaml_config), ("http_server_address", http_server_address),
                             ("tcp_server_ip", tcp_server_ip), ("checkpoint_dir", checkpoint_dir)):
             if not isinstance(value, str):
-                raise RuntimeError(f"Parameter '{name}' should be str, but got {type(value).__name__}")
+                raise RuntimeError(errors.PARAM_TYPE.format(name=name, type="str", got=type(value).__name__))
         self.yaml_config = yaml_config
         self.http_server_address = http_server_address
         self.tcp_server_ip = tcp_server_ip

@@ -1,4 +1,6 @@
 """SSLConfig: the passwords of the server and client PKCS#12 files (reference-compatible)."""
+from mindspore_federated import errors
+
 
 
 class SSLConfig:
@@ -7,7 +9,7 @@ class SSLConfig:
     def __init__(self, server_password, client_password):
         for name, value in (("server_password", server_password), ("client_password", client_password)):
             if value is not None and not isinstance(value, str):
-                raise TypeError(f"Parameter '{name}' should be str, but got {type(value).__name__}")
+                raise TypeError(errors.PARAM_TYPE.format(name=name, type="str", got=type(value).__name__))
         self.server_password = server_password
         self.client_password = client_password
 

@@ -10,7 +10,7 @@ from mindspore_federated.state.keys import (HEARTBEAT_TTL_S, ITER_EXTRA_S, OLD_I
                                             REG_LOCK_TTL_S, SCALING_TTL_S, SUMMARY_LOCK_TTL_S, SUMMARY_TTL_S, WEEK_S,
                                             InstanceState, Keys)
 from mindspore_federated.state.memory_store import MemoryStore
-from mindspore_federated.state.naming import time_string
+from mindspore_federated.clock import time_string
 
 
 class MemoryClusterState(ClusterState):

@@ -2,14 +2,9 @@
 import datetime
 import time
 
+from mindspore_federated.clock import time_string  # noqa: F401  (re-exported)
+
 _last_name_us = 0
-
-
-def time_string():
-    """`YYYY-MM-DD-HH:MM:SS.mmm.uuu` (the reference's time format for ids and instance names)."""
-    now = time.time()
-    us = int(now * 1e6) % 1_000_000
-    return time.strftime("%Y-%m-%d-%H:%M:%S", time.localtime(now)) + f".{us // 1000:03d}.{us % 1000:03d}"
 
 
 def new_instance_name(current: str = "") -> str:

@@ -1,8 +1,8 @@
 """Simulated servers/workers written into Redis through `Keys` (for scheduler tests and operator drills)."""
-import datetime
 import json
 import random
 
+from mindspore_federated.clock import time_string
 from mindspore_federated.state.keys import HEARTBEAT_TTL_S, WEEK_S, InstanceState, Keys
 
 DEFAULT_HYPER_PARAMS = {
@@ -11,12 +11,6 @@ DEFAULT_HYPER_PARAMS = {
     "client_batch_size": 32, "client_learning_rate": 0.001, "fl_iteration_num": 20,
     "encrypt_type": "NOT_ENCRYPT", "enable_ssl": False, "pki_verify": False,
 }
-
-
-def time_string(now=None) -> str:
-    """`YYYY-MM-DD-HH:MM:SS.mmm.uuu` (local time), as in node ids and instance names."""
-    now = now or datetime.datetime.now()
-    return f"{now:%Y-%m-%d-%H:%M:%S}.{now.microsecond // 1000:03d}.{now.microsecond % 1000:03d}"
 
 
 class FakeCluster:

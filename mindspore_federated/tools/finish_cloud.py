@@ -10,6 +10,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from mindspore_federated.address import parse_address
 from mindspore_federated.state.keys import Keys
 from mindspore_federated.tools import proc_registry
 from mindspore_federated.tools.proc_registry import process_identity  # noqa: F401 - re-exported helper
@@ -188,15 +189,14 @@ def main(argv=None, default_yaml=None) -> int:
     3 if the YAML given for the Redis address is unusable."""
     args = parse_args(argv, default_yaml)
     try:
-        address = redis_address(args)
-    except RuntimeError as exc:
+        address = parse_address(redis_address(args), allow_unix=True)
+    except (RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    if address.startswith("unix:"):
-        kwargs = {"unix_socket_path": address[len("unix:"):]}
+    if address.is_unix:
+        kwargs = {"unix_socket_path": address.unix_path}
     else:
-        host, _, port = address.rpartition(":")
-        kwargs = {"host": host, "port": int(port)}
+        kwargs = {"host": address.host, "port": address.port}
     client = redis.Redis(**kwargs, socket_timeout=5, socket_connect_timeout=3, decode_responses=True,
                          retry=Retry(NoBackoff(), 1))
     try:

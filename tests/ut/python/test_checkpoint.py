@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from mindspore_federated import checkpoint as ckpt
+from mindspore_federated.checkpoint import ckpt_format as ckpt
 from mindspore_federated.checkpoint import RecoveryCheckpoints, load_checkpoint, save_checkpoint
 
 LENET_SHAPES = {

@@ -1,0 +1,86 @@
+"""Test PKI made at test time with `cryptography`: a CA, certificates it signs, PKCS#12 files and CRLs."""
+import datetime
+import ipaddress
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _name(common_name):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+class TestCA:
+    """A self-signed EC CA that signs leaf certificates and revocation lists."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, common_name="test-ca"):
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.name = _name(common_name)
+        self._serial = 1
+        self.cert = (x509.CertificateBuilder().subject_name(self.name).issuer_name(self.name)
+                     .public_key(self.key.public_key()).serial_number(self._next_serial())
+                     .not_valid_before(_now() - datetime.timedelta(days=1))
+                     .not_valid_after(_now() + datetime.timedelta(days=3650))
+                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                     .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                                  content_commitment=False, key_encipherment=False,
+                                                  data_encipherment=False, key_agreement=False,
+                                                  encipher_only=False, decipher_only=False), critical=True)
+                     .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()),
+                                    critical=False)
+                     .sign(self.key, hashes.SHA256()))
+
+    def _next_serial(self):
+        self._serial += 1
+        return self._serial
+
+    def issue(self, common_name="127.0.0.1", days=365):
+        """(key, certificate) of a leaf for `common_name` (also an IP SAN when it is an IP address)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(self.name)
+                   .public_key(key.public_key()).serial_number(self._next_serial())
+                   .not_valid_before(_now() - datetime.timedelta(days=1))
+                   .not_valid_after(_now() + datetime.timedelta(days=days))
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                                  critical=False))
+        try:
+            san = x509.IPAddress(ipaddress.ip_address(common_name))
+        except ValueError:
+            san = x509.DNSName(common_name)
+        builder = builder.add_extension(x509.SubjectAlternativeName([san]), critical=False)
+        return key, builder.sign(self.key, hashes.SHA256())
+
+    def write_pem(self, path):
+        path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+        return str(path)
+
+    def write_crl(self, path, revoked_certs):
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(self.name)
+                   .last_update(_now() - datetime.timedelta(days=1))
+                   .next_update(_now() + datetime.timedelta(days=30))
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                                  critical=False))
+        for cert in revoked_certs:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
+                .revocation_date(_now() - datetime.timedelta(hours=1)).build())
+        crl = builder.sign(self.key, hashes.SHA256())
+        path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        return str(path)
+
+
+def write_p12(path, key, cert, password, chain=()):
+    """A PKCS#12 file encrypted the way OpenSSL 3 does by default (AES-256, PBKDF2)."""
+    path.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"test", key, cert, list(chain) or None, serialization.BestAvailableEncryption(password.encode())))
+    return str(path)
