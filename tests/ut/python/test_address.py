@@ -47,7 +47,7 @@ def test_str_round_trips():
 
 
 def test_config_and_server_job_use_the_parser():
-    from mindspore_federated.startup.federated_local import check_address
+    from mindspore_federated.server.job import check_address
     assert check_address("127.0.0.1:6666", "http_server_address") == ("127.0.0.1", 6666)
     for bad in ("localhost:6666", "127.0.0.1:0", "127.0.0.1", "127.0.0.1:+80"):
         with pytest.raises(RuntimeError, match="Invalid http_server_address"):
