@@ -13,6 +13,10 @@ class StateError(FederatedError):
     """Redis (the distributed cache) failed or holds inconsistent state."""
 
 
+class NotBuiltError(ConfigError):
+    """The configuration asks for a feature this build does not implement yet."""
+
+
 # ---- YAML config (spec §7) -------------------------------------------------------------------
 CFG_MISSING = "The parameter '{key}' is missing, yaml config file: {path}"
 CFG_TYPE = "The parameter '{key}' is expected to be type {type}, but got {got}, yaml config file: {path}"
@@ -94,6 +98,10 @@ START_EMPTY_MODEL = "The feature map of the server is empty: provide an initial 
 SSL_CLIENT_PASSWORD_EMPTY = "The client password's value is empty."
 SSL_PKCS12 = "PKCS12_parse failed"
 CIPHER_INIT = "cipher init fail."
+NOT_BUILT = ("Not built yet: {features}. The server refuses to start rather than run without it; "
+             "remove the setting from {path}")
+NOT_BUILT_CLUSTER = ("Not built yet: {features}, asked for by the hyper-params of cluster {fl_name} in the "
+                     "distributed cache. The server refuses to start rather than run without it")
 
 # ---- scheduler (spec §2) ---------------------------------------------------------------------
 SCHED_MANAGE_TYPE = "Parameter 'manage_address' should be str"

@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from mindspore_federated import errors
 from mindspore_federated.log import apply_config, get_logger, set_node
+from mindspore_federated.server.capabilities import check_hyper_params
 from mindspore_federated.server.device_api import DeviceApi, max_body_bytes
 from mindspore_federated.server.http_app import AiohttpDeviceServer
 from mindspore_federated.server.http_fast import FastDeviceServer
@@ -190,6 +191,7 @@ class ServerApp:
                 await node.join(self.cfg.hyper_params())
             except RedisError as exc:
                 raise errors.FederatedError(f"{errors.START_INSTANCE}: {exc}") from None
+            check_hyper_params(node.hp, self.cfg.fl_name)  # the cluster's settings win over the YAML's
             if not await state.acquire_reg_lock(node.inst, node.node_id, REG_LOCK_DEADLINE_S):
                 raise errors.FederatedError("Failed to acquire the server registration lock")
             try:

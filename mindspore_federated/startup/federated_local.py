@@ -106,6 +106,7 @@ class FLServerJob:
         """Blocks for the server's lifetime; returns after SIGTERM/SIGINT (graceful stop)."""
         from mindspore_federated.config import load_config
         from mindspore_federated.server.app import ServerApp
+        from mindspore_federated.server.capabilities import check_config
 
         setup(role="server")
         from mindspore_federated.recovery import load_json_config, recovery_path
@@ -117,6 +118,7 @@ class FLServerJob:
         if overrides:
             cfg = cfg.with_overrides(overrides)
         check_address(self.http_server_address, "http_server_address")
+        check_config(cfg)  # refuses what is configured but not built yet (before any TLS material is read)
         if cfg.enable_ssl and (self.ssl_config is None or not self.ssl_config.client_password):
             raise RuntimeError(errors.SSL_CLIENT_PASSWORD_EMPTY)
         fm = _feature_map_from(feature_map)
