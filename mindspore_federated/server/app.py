@@ -145,6 +145,9 @@ class ServerApp:
         info = await state.declared_model()
         if info is None:
             raise errors.FederatedError(errors.START_EMPTY_MODEL)
+        if self.feature_map is not None:  # empty, not None: it must match the declaration (the reference's text)
+            problem = ModelSpec.from_feature_map(self.feature_map).check_against(info)
+            raise errors.FederatedError(problem or errors.START_EMPTY_MODEL)
         try:
             spec = ModelSpec.from_info(info)
         except (ValueError, KeyError, TypeError) as exc:

@@ -121,11 +121,12 @@ class FLServerJob:
         check_config(cfg)  # refuses what is configured but not built yet (before any TLS material is read)
         if cfg.enable_ssl and (self.ssl_config is None or not self.ssl_config.client_password):
             raise RuntimeError(errors.SSL_CLIENT_PASSWORD_EMPTY)
-        fm = _feature_map_from(feature_map)
-        if len(fm) > 0:
+        fm = None if feature_map is None else _feature_map_from(feature_map)
+        if fm is not None and len(fm) > 0:
             fm = _apply_recovery_checkpoint(fm, self.checkpoint_dir, cfg.fl_name)
-        # else the server takes the cluster's declared model: from a live peer, else its newest matching
-        # recovery checkpoint, else it fails with START_EMPTY_MODEL.
+        # None: the server takes the cluster's declared model, from a live peer, else its newest matching
+        # recovery checkpoint, else it fails with START_EMPTY_MODEL. An empty FeatureMap is checked against
+        # the declaration like any other (and so fails on a cluster that has a model).
         if self.checkpoint_dir:
             os.makedirs(self.checkpoint_dir, exist_ok=True)
         recovery = recovery_path(json_config, self.http_server_address)
