@@ -24,5 +24,4 @@ PYBIND11_MODULE(_core, m) {
   fl::py_bind::BindKernels(m);
   fl::py_bind::BindSchema(m);
   fl::py_bind::BindComm(m);
-  fl::py_bind::BindArmour(m);
 }

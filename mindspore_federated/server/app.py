@@ -50,8 +50,8 @@ def new_event_loop():
 class ServerApp:
     """Runs one server until SIGTERM/SIGINT (or a scale-in request)."""
 
-    def __init__(self, cfg, http_address, tcp_ip, checkpoint_dir, feature_map, callback=None, ssl_config=None,
-                 node_id=None, recovery_file=None):
+    def __init__(self, cfg, http_address, tcp_ip, checkpoint_dir, feature_map, callback=None, node_id=None,
+                 recovery_file=None):
         from mindspore_federated.recovery import RecoveryFile
 
         self.recovery = RecoveryFile(recovery_file) if recovery_file else None
@@ -63,7 +63,6 @@ class ServerApp:
         self.checkpoint_dir = checkpoint_dir
         self.feature_map = feature_map
         self.callback = callback
-        self.ssl_config = ssl_config
         self.node = None
         self._stop = None
         self._failures = 0

@@ -131,7 +131,7 @@ class FLServerJob:
             os.makedirs(self.checkpoint_dir, exist_ok=True)
         recovery = recovery_path(json_config, self.http_server_address)
         ServerApp(cfg, self.http_server_address, self.tcp_server_ip, self.checkpoint_dir, fm, callback,
-                  self.ssl_config, node_id=self.node_id, recovery_file=recovery).run()
+                  node_id=self.node_id, recovery_file=recovery).run()
 
 
 class FlSchedulerJob:
