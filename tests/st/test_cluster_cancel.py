@@ -5,8 +5,8 @@ import signal
 import numpy as np
 
 from mindspore_federated import errors
-from tests.st.test_cluster import ENTRY, start_servers
 from tests.utils.cluster import health, start_job, update, wait_model, write_yaml
+from tests.utils.multi import start_servers
 from tests.utils.wait import BUSY_SLACK_S, wait_for
 
 SUCCEED = 200

@@ -5,8 +5,8 @@ import time
 
 import numpy as np
 
-from tests.st.test_cluster import get_model, models_everywhere, start_job, update
-from tests.utils.cluster import start_server, write_yaml
+from tests.utils.cluster import get_model, start_job, start_server, update, write_yaml
+from tests.utils.multi import models_everywhere
 from tests.utils.wait import BUSY_SLACK_S, wait_for
 
 SUCCEED, SUC_NOT_READY = 200, 201

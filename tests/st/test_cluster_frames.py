@@ -7,8 +7,8 @@ import struct
 import numpy as np
 
 from mindspore_federated.models import lenet5_weights
-from tests.st.test_cluster import models_everywhere, start_job, update
-from tests.utils.cluster import start_server, write_yaml
+from tests.utils.cluster import start_job, start_server, update, write_yaml
+from tests.utils.multi import models_everywhere
 
 SUCCEED = 200
 FRAME_MAGIC, FRAME_VERSION, FRAME_HELLO = 0x4346534D, 1, 1

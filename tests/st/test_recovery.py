@@ -21,15 +21,14 @@ from mindspore_federated.checkpoint import save_checkpoint
 from mindspore_federated.client.messages import PlainTextReply
 from mindspore_federated.errors import JOB_DISABLED, SAFEMODE
 from mindspore_federated.state.keys import CLUSTER_STATE_NAMES, Keys
-from tests.st.test_cluster import models_everywhere
-from tests.st.test_operations import call, start_scheduler
-from tests.st.test_rounds import ENTRY, get_model, start_job, update
-from tests.utils.cluster import health, post, start_server, write_yaml
+from tests.utils.cluster import (call, get_model, health, post, start_job, start_scheduler, start_server,
+                                 update, write_yaml)
+from tests.utils.multi import ENTRY, models_everywhere
 from tests.utils.procs import REPO
 from tests.utils.wait import wait_for
 
 ONES = {"w1": np.ones(6, np.float32), "b1": np.ones(3, np.float32)}
-INITIAL_W1 = np.arange(6, dtype=np.float32)   # tests/st/server_entry.py and small_model_ckpt()
+INITIAL_W1 = np.arange(6, dtype=np.float32)   # tests/utils/server_entry.py and small_model_ckpt()
 INITIAL = "initial model"
 ITERATIONS = 4
 REDIS_LOSS_ITERATIONS, REDIS_LOSS_TOLERATED = 7, 1   # more iterations a Redis restart may cost
@@ -203,7 +202,7 @@ def _get_model_body(fl_name, iteration):
 
 
 def small_model_ckpt(path):
-    """The model of tests/st/server_entry.py (without its frozen feature) as a checkpoint, for servers
+    """The model of tests/utils/server_entry.py (without its frozen feature) as a checkpoint, for servers
     started through `python -m mindspore_federated.server --model <ckpt>` (which take --node_id)."""
     save_checkpoint(str(path), {"w1": INITIAL_W1.reshape(2, 3), "b1": np.zeros(3, np.float32)})
     return str(path)

@@ -1,16 +1,14 @@
 """Two reference behaviours around the declared model, on real server processes: an updateModel lacking
 several weights is rejected naming the first missing one in sorted name order, and a server started with an
 empty FeatureMap (not None) does not adopt the cluster's model but fails start-up on the feature count."""
-import os
-
 import numpy as np
 
 from mindspore_federated import errors
 from tests.utils.cluster import start_job, start_server, update, write_yaml
-from tests.utils.job_entry import FOUR_FEATURES
+from tests.utils.job_entry import FOUR_FEATURES, JOB_ENTRY
 from tests.utils.redis_server import free_port
 
-ENTRY = (os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "utils", "job_entry.py"),)
+ENTRY = JOB_ENTRY
 SUCCEED, REQUEST_ERROR = 200, 400
 
 

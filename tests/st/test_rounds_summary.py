@@ -11,9 +11,9 @@ import redis
 from mindspore_federated import errors
 from mindspore_federated.client import messages as m
 from mindspore_federated.state.keys import Keys
-from tests.st.test_rounds import fl_job_body, get_model, post, start_job, update, wait_model
-from tests.st.test_rounds_api import ENTRY, callbacks, wait_callback
-from tests.utils.cluster import start_server, write_yaml
+from tests.utils.api_entry import API_ENTRY as ENTRY, callbacks, wait_callback
+from tests.utils.bodies import fl_job_body
+from tests.utils.cluster import get_model, post, start_job, start_server, update, wait_model, write_yaml
 from tests.utils.wait import wait_for
 
 SUCCEED, SUC_NOT_READY, OUT_OF_TIME, REQUEST_ERROR = 200, 201, 300, 400

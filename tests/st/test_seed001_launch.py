@@ -13,10 +13,8 @@ import sys
 import numpy as np
 
 from mindspore_federated.models import LENET5_SHAPES
-from tests.st.test_cluster import models_everywhere
-from tests.st.test_operations import call, start_scheduler
-from tests.st.test_rounds import start_job, update
-from tests.utils.cluster import write_yaml
+from tests.utils.cluster import call, start_job, start_scheduler, update, write_yaml
+from tests.utils.multi import models_everywhere
 from tests.utils.procs import REPO
 from tests.utils.redis_server import free_port
 from tests.utils.wait import wait_for

@@ -2,8 +2,8 @@
 K iterations spread over two servers, one summary line per iteration, every new model checked (w + delta)."""
 import re
 
-from tests.st.test_rounds import ENTRY
 from tests.utils.cluster import start_server, write_yaml
+from tests.utils.multi import ENTRY
 
 DEVICES, ITERATIONS = 12, 3
 

@@ -1,10 +1,12 @@
 """Test entry: a server started through the public API, `FLServerJob(...).run(feature_map)`, where the feature
 map is chosen on the command line (none, empty, or a four-feature model declared in non-sorted order)."""
 import argparse
+import os
 import sys
 
 import numpy as np
 
+JOB_ENTRY = (os.path.abspath(__file__),)
 # name -> (shape, require_aggr), declared in this (non-sorted) order
 FOUR_FEATURES = {"feature_conv": ((2, 3), True), "feature_bn": ((3,), True), "feature_bn2": ((3,), True),
                  "feature_fc": ((4,), True)}
@@ -32,7 +34,7 @@ def main():
     parser.add_argument("--yaml_config", required=True)
     parser.add_argument("--http_server_address", required=True)
     parser.add_argument("--checkpoint_dir", required=True)
-    parser.add_argument("--feature_map", choices=("none", "empty", "four"), default="four")
+    parser.add_argument("--feature_map", choices=("none", "empty", "four"), default="none")
     args = parser.parse_args()
     try:
         FLServerJob(args.yaml_config, args.http_server_address, "127.0.0.1", args.checkpoint_dir).run(

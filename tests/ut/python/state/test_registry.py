@@ -9,8 +9,8 @@ import redis
 
 from mindspore_federated.state.keys import HEARTBEAT_TTL_S, REG_LOCK_TTL_S, Keys
 from mindspore_federated.state.server_state import ServerState, make_client, time_string
-from tests.st.test_cluster import ENTRY
 from tests.utils.cluster import write_yaml
+from tests.utils.multi import ENTRY
 from tests.utils.redis_server import free_port
 from tests.utils.wait import wait_for
 
