@@ -87,7 +87,8 @@ ITER_DISABLED = "Disable instance"
 # ---- server start-up (python-api.md) -----------------------------------------------------------
 START_FEATURE_NOT_FOUND = ("The features are inconsistent with that declared in distributed cache: "
                            "cannot find feature {name}")
-START_FEATURE_COUNT = "The number {local} of local features != the number {cached} declared in the the distributed cache"
+START_FEATURE_COUNT = ("The number {local} of local features != the number {cached} declared in the the "
+                       "distributed cache")
 START_FEATURE_AGGR = "The feature require_aggr {local} of local != that {cached} declared in the distributed cache"
 START_FEATURE_SIZE = "The feature size {local} of local != that {cached} declared in the distributed cache"
 START_HYPER_PARAMS = "Sync hyper params with distributed cache failed"
@@ -98,6 +99,12 @@ START_EMPTY_MODEL = "The feature map of the server is empty: provide an initial 
 SSL_CLIENT_PASSWORD_EMPTY = "The client password's value is empty."
 SSL_PKCS12 = "PKCS12_parse failed"
 CIPHER_INIT = "cipher init fail."
+
+# ---- device simulators (client/simulator.py, the example's run_devices.py) ---------------------------
+SIM_OVER_ADMISSION = ("WARNING: {turned_away} of {devices} devices were turned away by startFLJob "
+                      "(OutOfTime: the cluster admits fewer devices per iteration than are running, see "
+                      "round.start_fl_job_threshold); they wait for a later server iteration, so every "
+                      "iteration takes longer. Run at most start_fl_job_threshold devices, or raise it.")
 NOT_BUILT = ("Not built yet: {features}. The server refuses to start rather than run without it; "
              "remove the setting from {path}")
 NOT_BUILT_CLUSTER = ("Not built yet: {features}, asked for by the hyper-params of cluster {fl_name} in the "

@@ -17,8 +17,13 @@ from mindspore_federated.server.http_fast import FastDeviceServer
 from mindspore_federated.server.model import Model, ModelSpec
 from mindspore_federated.server.node import ServerNode
 from mindspore_federated.server.peers import Peers, max_frame_bytes
-from mindspore_federated.server.summary import (IterationStats, append_failure_event, append_json_line, ensure_file,
-                                                metrics_line)
+from mindspore_federated.server.summary import (
+    IterationStats,
+    append_failure_event,
+    append_json_line,
+    ensure_file,
+    metrics_line,
+)
 from mindspore_federated.state.keys import METRICS_STATE_NAMES
 from mindspore_federated.state.pipelined import HAVE_HIREDIS, PipelinedRedis
 from mindspore_federated.state.server_state import ServerState, make_client
@@ -144,7 +149,8 @@ class ServerApp:
         info = await state.declared_model()
         if info is None:
             raise errors.FederatedError(errors.START_EMPTY_MODEL)
-        if self.feature_map is not None:  # empty, not None: it must match the declaration (the reference's text)
+        # empty, not None: it must match the declaration (the reference's text)
+        if self.feature_map is not None:
             problem = ModelSpec.from_feature_map(self.feature_map).check_against(info)
             raise errors.FederatedError(problem or errors.START_EMPTY_MODEL)
         try:
@@ -231,7 +237,8 @@ class ServerApp:
                                 "http": self.http_address, "instance": node.inst, "iteration": node.iteration})
 
     def _ready(self, node):
-        ensure_file(self.cfg["summary.failure_event_file"])  # the reference creates it (and its folder) at start
+        # the reference creates it (and its folder) at start
+        ensure_file(self.cfg["summary.failure_event_file"])
         # What start-up allocated (modules, the model, cached replies) lives as long as the server: keep it
         # out of every later garbage collection, which then only scans per-request objects.
         gc.collect()

@@ -1,4 +1,4 @@
-"""What this server does not implement yet: a configuration asking for it refuses to start, never runs without it."""
+"""Features this server does not implement yet: a configuration asking for one refuses to start."""
 from mindspore_federated import errors
 
 # YAML key -> {configured value: what it asks for}. The issue that builds a feature deletes its row here,
@@ -6,7 +6,8 @@ from mindspore_federated import errors
 NOT_BUILT = {
     "encrypt.encrypt_type": {
         "PW_ENCRYPT": "pairwise-mask secure aggregation (encrypt.encrypt_type: PW_ENCRYPT)",
-        "STABLE_PW_ENCRYPT": "stable pairwise-mask secure aggregation (encrypt.encrypt_type: STABLE_PW_ENCRYPT)",
+        "STABLE_PW_ENCRYPT": ("stable pairwise-mask secure aggregation "
+                              "(encrypt.encrypt_type: STABLE_PW_ENCRYPT)"),
         "SIGNDS": "SignDS update reconstruction (encrypt.encrypt_type: SIGNDS)",
     },
     "client_verify.pki_verify": {True: "device certificate verification (client_verify.pki_verify: true)"},
@@ -48,4 +49,5 @@ def check_hyper_params(hp, fl_name):
     """Raises NotBuiltError when the cluster's hyper-params (adopted from Redis) ask for such a feature."""
     missing = not_built({key: hp.get(name) for name, key in HYPER_PARAM_NAMES.items()})
     if missing:
-        raise errors.NotBuiltError(errors.NOT_BUILT_CLUSTER.format(features="; ".join(missing), fl_name=fl_name))
+        text = errors.NOT_BUILT_CLUSTER.format(features="; ".join(missing), fl_name=fl_name)
+        raise errors.NotBuiltError(text)

@@ -9,8 +9,15 @@ import pytest
 
 from mindspore_federated import errors
 from tests.utils.cluster import get_model, start_job, start_server, update, write_yaml
-from tests.utils.multi import (ENTRY, Registry, iteration_results, models_everywhere, node_id_of, run_iteration,
-                               start_servers)
+from tests.utils.multi import (
+    ENTRY,
+    Registry,
+    iteration_results,
+    models_everywhere,
+    node_id_of,
+    run_iteration,
+    start_servers,
+)
 from tests.utils.wait import wait_for
 
 SUCCEED = 200

@@ -15,8 +15,14 @@ import numpy as np
 
 from mindspore_federated import _core, errors
 from mindspore_federated.client import messages as m
-from mindspore_federated.schema.fbs import (RequestFLJob, RequestGetModel, RequestPullWeight,
-                                            RequestPushMetrics, RequestPushWeight, RequestUpdateModel)
+from mindspore_federated.schema.fbs import (
+    RequestFLJob,
+    RequestGetModel,
+    RequestPullWeight,
+    RequestPushMetrics,
+    RequestPushWeight,
+    RequestUpdateModel,
+)
 from tests.utils.bodies import fl_job_body, update_body
 from tests.utils.cluster import start_job, start_server, update, wait_model, write_yaml
 from tests.utils.multi import ENTRY

@@ -80,7 +80,8 @@ def test_dp_encrypt_is_built(tmp_path, redis_server, fl_name, procs):
     proc.stop()
 
 
-def test_server_refuses_cluster_hyper_params_asking_for_what_is_not_built(tmp_path, redis_server, fl_name, procs):
+def test_server_refuses_cluster_hyper_params_asking_for_what_is_not_built(tmp_path, redis_server, fl_name,
+                                                                           procs):
     """The cluster's hyper-params win over the YAML: a plain YAML joining a PW_ENCRYPT cluster refuses too."""
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name)
     keys = Keys(fl_name)

@@ -134,7 +134,8 @@ def test_nodes_scale_out_and_scale_in_with_drain(tmp_path, redis_server, fl_name
     wait_for(lambda: call(sched, "state")[1]["cluster_state"] == "CLUSTER_READY", 15, what="scale-in done")
     for proc, _ in servers[2:]:
         assert proc.wait_exit(10) == 0
-    # the started devices finish iteration 3 on the survivors: exact FedAvg, nothing lost with the drained servers
+    # the started devices finish iteration 3 on the survivors: exact FedAvg, nothing lost with the drained
+    # servers
     survivors = [a for _, a in servers[:2]]
     uploads = {fl_id: {"w1": np.full(6, i + 1.0, np.float32) * n, "b1": np.full(3, -(i + 1.0), np.float32) * n}
                for i, (fl_id, n) in enumerate(sizes.items())}

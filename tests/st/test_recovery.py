@@ -21,8 +21,17 @@ from mindspore_federated.checkpoint import save_checkpoint
 from mindspore_federated.client.messages import PlainTextReply
 from mindspore_federated.errors import JOB_DISABLED, SAFEMODE
 from mindspore_federated.state.keys import CLUSTER_STATE_NAMES, Keys
-from tests.utils.cluster import (call, get_model, health, post, start_job, start_scheduler, start_server,
-                                 update, write_yaml)
+from tests.utils.cluster import (
+    call,
+    get_model,
+    health,
+    post,
+    start_job,
+    start_scheduler,
+    start_server,
+    update,
+    write_yaml,
+)
 from tests.utils.multi import ENTRY, models_everywhere
 from tests.utils.procs import REPO
 from tests.utils.wait import wait_for
@@ -54,7 +63,8 @@ class Monitor(threading.Thread):
         self.expected = {0: INITIAL}   # iteration -> the constant value of the model the test trained for it
         self.violations = []
         self.results = {}              # iteration -> True/False (success), from the status hash
-        self.served = {}               # iteration -> {constant value (or INITIAL) of the models served for it}
+        # iteration -> {constant value (or INITIAL) of the models served for it}
+        self.served = {}
         self.last = {}                 # source -> last iteration number seen
         self.instance = None
         self.polls = 0
@@ -249,12 +259,14 @@ def train(monitor, addresses, fl_name, iteration, value, devices=2, prefix="d"):
         raise AssertionError(f"{what}: {reply.reason}")
     for d in range(devices):
         fl_id = f"{prefix}{iteration}_{d}"
-        check(as_device(lambda: start_job(addresses[d % len(addresses)], fl_name, fl_id, iteration, 1)),
+        check(as_device(lambda d=d, fl_id=fl_id: start_job(addresses[d % len(addresses)], fl_name, fl_id,
+                                                           iteration, 1)),
               f"startFLJob {fl_id}")
     for d in range(devices):
         fl_id = f"{prefix}{iteration}_{d}"
         upload = {k: v * (value + 2 * d - devices + 1) for k, v in ONES.items()}
-        check(as_device(lambda: update(addresses[(d + 1) % len(addresses)], fl_name, fl_id, iteration, upload)),
+        check(as_device(lambda d=d, fl_id=fl_id, upload=upload: update(
+                  addresses[(d + 1) % len(addresses)], fl_name, fl_id, iteration, upload)),
               f"updateModel {fl_id}")
     models = models_everywhere(addresses, fl_name, iteration, timeout=20)
     monitor.poll_redis_now()

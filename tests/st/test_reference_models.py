@@ -18,7 +18,8 @@ def _weights(*names):
 
 def test_missing_weights_are_named_in_sorted_order(tmp_path, redis_server, fl_name, procs):
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, round={"start_fl_job_threshold": 2})
-    _, address = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY, extra=("--feature_map", "four"))
+    _, address = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY,
+                              extra=("--feature_map", "four"))
     assert start_job(address, fl_name, "dev", 1, 4).retcode == SUCCEED
     # declared order: feature_conv, feature_bn, feature_bn2, feature_fc; missing feature_conv and feature_bn2
     r = update(address, fl_name, "dev", 1, _weights("feature_bn", "feature_fc"))

@@ -9,8 +9,7 @@ import pytest
 
 from mindspore_federated.client import messages as m
 from tests.utils.bodies import fl_job_body, update_body
-from tests.utils.cluster import (get_model, post, start_job, start_server, update, wait_model,
-                                 write_yaml)
+from tests.utils.cluster import get_model, post, start_job, start_server, update, wait_model, write_yaml
 from tests.utils.multi import ENTRY
 from tests.utils.wait import wait_for
 

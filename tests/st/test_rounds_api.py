@@ -1,8 +1,13 @@
 """FLServerJob.run(feature_map) through a real server process: a dict (every feature aggregated) and a
 MindSpore `.ckpt` path (only float32 parameters kept), with the CallbackContext given to on_iteration_end."""
+import json
+import os
+
 import numpy as np
 
-from tests.utils.api_entry import API_ENTRY as ENTRY, DICT_MODEL, wait_callback
+from tests.utils.api_entry import API_ENTRY as ENTRY
+from tests.utils.api_entry import DICT_MODEL, wait_callback
+
 # ---- tests ---------------------------------------------------------------------------------------------
 
 def _redis(redis_server):
@@ -40,8 +45,7 @@ def _run_one_iteration(address, fl_name, names_sizes, rng):
 
 def test_feature_map_as_dict(tmp_path, redis_server, fl_name, procs):
     from mindspore_federated.checkpoint import load_checkpoint
-    from tests.utils.cluster import get_model, start_job, update, wait_model
-    from tests.utils.cluster import start_server, write_yaml
+    from tests.utils.cluster import get_model, start_job, start_server, update, wait_model, write_yaml
 
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, round={"start_fl_job_threshold": 2})
     proc, address = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY,
@@ -89,8 +93,7 @@ def test_feature_map_as_dict(tmp_path, redis_server, fl_name, procs):
 def test_feature_map_as_mindspore_ckpt_path(tmp_path, redis_server, fl_name, procs):
     import mindspore as ms
 
-    from tests.utils.cluster import get_model, wait_model
-    from tests.utils.cluster import start_server, write_yaml
+    from tests.utils.cluster import get_model, start_server, wait_model, write_yaml
 
     weight = np.array([[0.5, -1.0], [2.0, 3.25]], np.float32)
     bias = np.array([0.125, 8.0], np.float32)

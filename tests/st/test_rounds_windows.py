@@ -9,7 +9,8 @@ import pytest
 import redis
 
 from mindspore_federated.state.keys import Keys
-from tests.utils.api_entry import API_ENTRY as ENTRY, wait_callback
+from tests.utils.api_entry import API_ENTRY as ENTRY
+from tests.utils.api_entry import wait_callback
 from tests.utils.cluster import get_model, start_job, start_server, update, wait_model, write_yaml
 from tests.utils.wait import wait_for
 

@@ -4,7 +4,6 @@ import numpy as np
 
 from mindspore_federated.schema.fbs import FeatureMap, RequestFLJob, RequestUpdateModel
 
-
 # ---- request bodies the SDK never sends: fields left out ------------------------------------------------
 
 def _string(b, value):

@@ -35,7 +35,8 @@ def _params(fn_node):
            for a, d in zip(plain, defaults)]
     if args.vararg:
         out.append(("*" + args.vararg.arg, None))
-    out += [(a.arg, None if d is None else ast.literal_eval(d)) for a, d in zip(args.kwonlyargs, args.kw_defaults)]
+    out += [(a.arg, None if d is None else ast.literal_eval(d))
+            for a, d in zip(args.kwonlyargs, args.kw_defaults)]
     return out
 
 

@@ -23,7 +23,8 @@ def _package_data():
     """setup.py's PACKAGE_DATA globs, read without running setup()."""
     tree = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PACKAGE_DATA" for t in node.targets):
+        targets = [getattr(t, "id", None) for t in getattr(node, "targets", ())]
+        if isinstance(node, ast.Assign) and "PACKAGE_DATA" in targets:
             return ast.literal_eval(node.value)
     raise AssertionError("setup.py defines no PACKAGE_DATA")
 
