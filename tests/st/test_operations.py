@@ -14,7 +14,7 @@ from mindspore_federated.errors import JOB_DISABLED
 from mindspore_federated.state.keys import Keys
 from tests.utils.cluster import call, get_model, post, start_job, start_scheduler, update, write_yaml
 from tests.utils.multi import models_everywhere, run_iteration, start_servers
-from tests.utils.redis_server import free_port
+from tests.utils.redis_server import consecutive_free_ports, free_port
 from tests.utils.wait import wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -155,7 +155,7 @@ def test_nodes_scale_out_and_scale_in_with_drain(tmp_path, redis_server, fl_name
 
 def test_launch_scripts_and_finish_cloud(tmp_path, redis_server, fl_name):
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name)
-    http_port, sched_port = free_port(), free_port()
+    http_port, sched_port = consecutive_free_ports(2), free_port()   # run_server.py takes http_port + 1 too
     env = {**os.environ, "PYTHONPATH": REPO}
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     pids = []
