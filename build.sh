@@ -4,7 +4,7 @@
 #   ./build.sh run        the main job: a local cluster training LeNet on digits
 #   ./build.sh test       C++ tests (ctest) + Python tests (pytest)
 #   ./build.sh bench      benchmarks under bench/
-#   ./build.sh lint       static checks
+#   ./build.sh lint       static checks: ruff (pyproject.toml), clang-format (.clang-format) on the C++
 #   ./build.sh clean      remove build outputs (keeps the venv)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -12,9 +12,9 @@ cd "$ROOT"
 VENV="${MSF_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 BUILD_DIR="$ROOT/build"
-APT_PKGS=(g++ cmake ninja-build libssl-dev redis-server redis-tools flatbuffers-compiler libflatbuffers-dev libgtest-dev)
+APT_PKGS=(g++ cmake ninja-build libssl-dev redis-server redis-tools flatbuffers-compiler libflatbuffers-dev libgtest-dev clang-format)
 PIP_PKGS=(numpy pyyaml "aiohttp>=3.9" "redis>=5" hiredis cryptography "flatbuffers>=23" "pybind11>=2.12"
-          uvloop setuptools wheel pytest pytest-timeout scikit-learn "mindspore==2.10.0")
+          uvloop setuptools wheel pytest pytest-timeout scikit-learn "mindspore==2.10.0" "ruff==0.16.9")
 
 log() { printf '[build.sh] %s\n' "$*" >&2; }
 
@@ -69,9 +69,12 @@ case "$cmd" in
   run) setup; exec "$PY" -m mindspore_federated.local --example lenet "$@" ;;
   bench) setup; "$PY" bench/run_all.py "$@" ;;
   lint)
+    need_apt; need_venv
     bad=$(grep -rl '<pybind11/' ccsrc | grep -v '^ccsrc/python/' || true)
     [ -z "$bad" ] || { echo "pybind11 included outside ccsrc/python: $bad"; exit 1; }
     "$PY" -m compileall -q mindspore_federated tests example bench >/dev/null
+    "$PY" -m ruff check --no-cache .
+    clang-format --dry-run -Werror $(git ls-files 'ccsrc/*.cc' 'ccsrc/*.h' 'tests/ut/cpp/*.cc' 'tests/ut/cpp/*.h')
     echo "lint ok"
     ;;
   clean) rm -rf "$BUILD_DIR" mindspore_federated/_core*.so ./*.egg-info ;;

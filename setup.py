@@ -9,6 +9,9 @@ from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
+# Non-Python files shipped inside the package (globs relative to mindspore_federated/); each must match a
+# file of the tree (tests/ut/python/test_packaging.py checks it).
+PACKAGE_DATA = ["schema/*.fbs", "*.pyi"]
 
 
 class CMakeExtension(Extension):
@@ -54,7 +57,7 @@ setup(
     version="0.2.0",
     description="Cloud-side cross-device federated learning cluster (MindSpore Federated compatible)",
     packages=find_packages(include=["mindspore_federated", "mindspore_federated.*"]),
-    package_data={"mindspore_federated": ["schema/*.fbs", "*.pyi", "py.typed", "example_configs/*.yaml"]},
+    package_data={"mindspore_federated": PACKAGE_DATA},
     ext_modules=[CMakeExtension("mindspore_federated._core")],
     cmdclass={"build_ext": CMakeBuild},
     python_requires=">=3.9",

@@ -13,8 +13,7 @@ _EXPORTS = {
     "FeatureMap": "mindspore_federated.startup.feature_map",
     "FeatureItem": "mindspore_federated.startup.feature_map",
     "SSLConfig": "mindspore_federated.startup.ssl_config",
-    "FederatedLearningManager": "mindspore_federated.trainer.fl_manager",
-    "PushMetrics": "mindspore_federated.trainer.fl_manager",
+    # FederatedLearningManager and PushMetrics join once the worker (trainer/) is built.
 }
 
 __all__ = sorted([*_EXPORTS, "log"])

@@ -25,6 +25,10 @@ class ApiError(Exception):
         self.text = text
 
 
+class NotBuiltError(ConfigError):
+    """The configuration asks for a feature this build does not implement yet."""
+
+
 # ---- YAML config (spec §7) -------------------------------------------------------------------
 CFG_MISSING = "The parameter '{key}' is missing, yaml config file: {path}"
 CFG_TYPE = "The parameter '{key}' is expected to be type {type}, but got {got}, yaml config file: {path}"
@@ -97,7 +101,8 @@ ITER_DISABLED = "Disable instance"
 # ---- server start-up (python-api.md) -----------------------------------------------------------
 START_FEATURE_NOT_FOUND = ("The features are inconsistent with that declared in distributed cache: "
                            "cannot find feature {name}")
-START_FEATURE_COUNT = "The number {local} of local features != the number {cached} declared in the the distributed cache"
+START_FEATURE_COUNT = ("The number {local} of local features != the number {cached} declared in the the "
+                       "distributed cache")
 START_FEATURE_AGGR = "The feature require_aggr {local} of local != that {cached} declared in the distributed cache"
 START_FEATURE_SIZE = "The feature size {local} of local != that {cached} declared in the distributed cache"
 START_HYPER_PARAMS = "Sync hyper params with distributed cache failed"
@@ -125,6 +130,16 @@ SSL_CA_LOAD = "Failed to load the CA certificate {path}: {reason}"
 SSL_CRL_LOAD = "Failed to load the certificate revocation list {path}: {reason}"
 SSL_CIPHERS = "None of the TLS cipher suites '{ciphers}' is available"
 CIPHER_INIT = "cipher init fail."
+
+# ---- device simulators (client/simulator.py, the example's run_devices.py) ---------------------------
+SIM_OVER_ADMISSION = ("WARNING: {turned_away} of {devices} devices were turned away by startFLJob "
+                      "(OutOfTime: the cluster admits fewer devices per iteration than are running, see "
+                      "round.start_fl_job_threshold); they wait for a later server iteration, so every "
+                      "iteration takes longer. Run at most start_fl_job_threshold devices, or raise it.")
+NOT_BUILT = ("Not built yet: {features}. The server refuses to start rather than run without it; "
+             "remove the setting from {path}")
+NOT_BUILT_CLUSTER = ("Not built yet: {features}, asked for by the hyper-params of cluster {fl_name} in the "
+                     "distributed cache. The server refuses to start rather than run without it")
 
 # ---- scheduler (spec §2) ---------------------------------------------------------------------
 SCHED_MANAGE_TYPE = "Parameter 'manage_address' should be str"

@@ -45,10 +45,9 @@ std::string concat(const char* file, int line, const Args&... args) {
 
 #define FL_ERROR_MSG(...) ::fl::detail::concat(__FILE__, __LINE__, __VA_ARGS__)
 
-#define FL_ENFORCE(cond, ...)                                          \
-  do {                                                                 \
-    if (!(cond)) {                                                     \
-      throw ::fl::EnforceError(FL_ERROR_MSG("Enforce failed: " #cond " ", \
-                                            ##__VA_ARGS__));           \
-    }                                                                  \
+#define FL_ENFORCE(cond, ...)                                                              \
+  do {                                                                                     \
+    if (!(cond)) {                                                                         \
+      throw ::fl::EnforceError(FL_ERROR_MSG("Enforce failed: " #cond " ", ##__VA_ARGS__)); \
+    }                                                                                      \
   } while (0)

@@ -39,8 +39,8 @@ class Collective {
   }
 
   void send(size_t dst, uint32_t step, uint32_t chunk, const char* p, size_t elems, Deadline deadline) {
-    CollectiveMeta m{o_.tag, o_.count, static_cast<uint32_t>(o_.rank), step, chunk, o_.dtype,
-                     static_cast<uint16_t>(n_)};
+    CollectiveMeta m{o_.tag, o_.count, static_cast<uint32_t>(o_.rank), step,
+                     chunk,  o_.dtype, static_cast<uint16_t>(n_)};
     try {
       comm_.sendCollective(o_.group[dst], m, std::string_view(p, elems * elem_), deadline);
     } catch (const TimeoutError& e) {
@@ -67,8 +67,8 @@ class Collective {
     if (m.count != o_.count || m.dtype != o_.dtype || m.groupSize != n_ || bytes != elems * elem_) {
       throw IoError(FL_ERROR_MSG(context(src, step), "mismatched all-reduce: peer has ", m.count,
                                  " elements (dtype ", static_cast<int>(m.dtype), ", group ", m.groupSize,
-                                 "), we have ", o_.count, " (dtype ", static_cast<int>(o_.dtype),
-                                 ", group ", n_, ")"));
+                                 "), we have ", o_.count, " (dtype ", static_cast<int>(o_.dtype), ", group ",
+                                 n_, ")"));
     }
     return f;
   }

@@ -22,7 +22,7 @@ struct AllreduceOptions {
   void* data = nullptr;            // summed in place
   size_t count = 0;                // elements
   DataType dtype = DataType::kFloat32;
-  uint64_t tag = 0;         // distinguishes concurrent collectives (e.g. the iteration number)
+  uint64_t tag = 0;          // distinguishes concurrent collectives (e.g. the iteration number)
   double timeoutSec = 30.0;  // per step
   size_t segmentBytes = kDefaultSegmentBytes;
 };

@@ -1,4 +1,5 @@
-// Connection implementation: non-blocking reads/writes through its ByteStream, reply matching, close propagation.
+// Connection implementation: non-blocking reads/writes through its ByteStream, reply matching, close
+// propagation.
 #include "communicator/connection.h"
 
 #include <sys/socket.h>

@@ -60,7 +60,8 @@ uint64_t Mailbox::closeEpoch(const std::string& peer) {
 Frame Mailbox::take(const MailKey& key, const std::string& peer, uint64_t epoch, Deadline deadline) {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    if (const std::string* why = cancelledLocked(key.tag)) throw IoError(FL_ERROR_MSG("collective cancelled: ", *why));
+    if (const std::string* why = cancelledLocked(key.tag))
+      throw IoError(FL_ERROR_MSG("collective cancelled: ", *why));
     auto it = frames_.find(key);
     if (it != frames_.end()) {
       Frame f = std::move(it->second.front());

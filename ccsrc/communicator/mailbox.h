@@ -9,8 +9,8 @@
 #include <mutex>
 #include <string>
 #include <tuple>
-#include <utility>
 #include <unordered_map>
+#include <utility>
 
 #include "communicator/framing.h"
 #include "communicator/time.h"

@@ -34,9 +34,8 @@ void TcpServer::onEvents(uint32_t) {
                    __LINE__, peer.toString().c_str(), maxConnections_);
       continue;  // the Socket destructor closes it
     }
-    auto conn =
-        std::make_shared<Connection>(loop_, std::make_unique<PlainStream>(std::move(sock)), peer.toString(), true,
-                                     maxPayload_, this);
+    auto conn = std::make_shared<Connection>(loop_, std::make_unique<PlainStream>(std::move(sock)),
+                                             peer.toString(), true, maxPayload_, this);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (closing_) return;

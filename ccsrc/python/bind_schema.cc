@@ -57,16 +57,17 @@ py::object readUpdateModel(const py::buffer& body) {
   for (const auto& f : view.features) {
     features.append(py::make_tuple(lenientStr(f.name), f.offset, f.count, f.finite));
   }
-  return py::make_tuple(view.fields_ok, lenientStr(view.fl_id), view.iteration, view.upload_loss, view.upload_accuracy,
-                        view.sign, features);
+  return py::make_tuple(view.fields_ok, lenientStr(view.fl_id), view.iteration, view.upload_loss,
+                        view.upload_accuracy, view.sign, features);
 }
 
 }  // namespace
 
 void BindSchema(py::module_& m) {
-  m.def("read_update_model", &readUpdateModel, py::arg("body"),
-        "Verify and read a RequestUpdateModel in one pass: None if invalid, else (fields_ok, fl_id, iteration, "
-        "upload_loss, upload_accuracy, sign, [(name, byte_offset, count, finite)]).");
+  m.def(
+      "read_update_model", &readUpdateModel, py::arg("body"),
+      "Verify and read a RequestUpdateModel in one pass: None if invalid, else (fields_ok, fl_id, iteration, "
+      "upload_loss, upload_accuracy, sign, [(name, byte_offset, count, finite)]).");
   m.def("verify", &verify, py::arg("table_name"), py::arg("body"),
         "Verify a flatbuffers body as root table `table_name`; False for any malformed buffer.");
   m.def("table_names", &schema::tableNames, "Names of the tables verify() knows.");

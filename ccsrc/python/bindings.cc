@@ -12,8 +12,8 @@ PYBIND11_MODULE(_core, m) {
   py::register_exception<fl::IoError>(m, "CommError", PyExc_ConnectionError);
   // Two bases (PyErr_NewException takes a tuple): `except CommError` and the builtin `except TimeoutError`
   // both catch a communicator deadline.
-  py::register_exception<fl::TimeoutError>(m, "CommTimeoutError",
-                                           py::make_tuple(m.attr("CommError"), py::handle(PyExc_TimeoutError)));
+  py::register_exception<fl::TimeoutError>(
+      m, "CommTimeoutError", py::make_tuple(m.attr("CommError"), py::handle(PyExc_TimeoutError)));
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -24,5 +24,4 @@ PYBIND11_MODULE(_core, m) {
   fl::py_bind::BindKernels(m);
   fl::py_bind::BindSchema(m);
   fl::py_bind::BindComm(m);
-  fl::py_bind::BindArmour(m);
 }

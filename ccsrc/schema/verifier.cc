@@ -24,27 +24,46 @@ bool verifyAs(const uint8_t* body, size_t size) {
   return verifier.VerifyBuffer<T>(nullptr);
 }
 
-#define FL_TABLE(name) {#name, &verifyAs<fbs::name>}
+#define FL_TABLE(name) \
+  { #name, &verifyAs < fbs::name> }
 const std::unordered_map<std::string, VerifyFn>& registry() {
   static const std::unordered_map<std::string, VerifyFn> kTables = {
       // fl_job.fbs
-      FL_TABLE(RequestFLJob), FL_TABLE(ResponseFLJob), FL_TABLE(FLPlan),
-      FL_TABLE(RequestUpdateModel), FL_TABLE(ResponseUpdateModel),
-      FL_TABLE(RequestAsyncUpdateModel), FL_TABLE(ResponseAsyncUpdateModel),
-      FL_TABLE(RequestPushWeight), FL_TABLE(ResponsePushWeight),
-      FL_TABLE(RequestGetModel), FL_TABLE(ResponseGetModel),
-      FL_TABLE(RequestAsyncGetModel), FL_TABLE(ResponseAsyncGetModel),
-      FL_TABLE(RequestPullWeight), FL_TABLE(ResponsePullWeight), FL_TABLE(FeatureMapList),
-      FL_TABLE(RequestPushMetrics), FL_TABLE(ResponsePushMetrics),
+      FL_TABLE(RequestFLJob),
+      FL_TABLE(ResponseFLJob),
+      FL_TABLE(FLPlan),
+      FL_TABLE(RequestUpdateModel),
+      FL_TABLE(ResponseUpdateModel),
+      FL_TABLE(RequestAsyncUpdateModel),
+      FL_TABLE(ResponseAsyncUpdateModel),
+      FL_TABLE(RequestPushWeight),
+      FL_TABLE(ResponsePushWeight),
+      FL_TABLE(RequestGetModel),
+      FL_TABLE(ResponseGetModel),
+      FL_TABLE(RequestAsyncGetModel),
+      FL_TABLE(ResponseAsyncGetModel),
+      FL_TABLE(RequestPullWeight),
+      FL_TABLE(ResponsePullWeight),
+      FL_TABLE(FeatureMapList),
+      FL_TABLE(RequestPushMetrics),
+      FL_TABLE(ResponsePushMetrics),
       // cipher.fbs
-      FL_TABLE(RequestExchangeKeys), FL_TABLE(ResponseExchangeKeys),
-      FL_TABLE(GetExchangeKeys), FL_TABLE(ReturnExchangeKeys),
-      FL_TABLE(RequestShareSecrets), FL_TABLE(ResponseShareSecrets),
-      FL_TABLE(GetShareSecrets), FL_TABLE(ReturnShareSecrets),
-      FL_TABLE(GetClientList), FL_TABLE(ReturnClientList),
-      FL_TABLE(SendClientListSign), FL_TABLE(ResponseClientListSign),
-      FL_TABLE(RequestAllClientListSign), FL_TABLE(ReturnAllClientListSign),
-      FL_TABLE(SendReconstructSecret), FL_TABLE(ReconstructSecret),
+      FL_TABLE(RequestExchangeKeys),
+      FL_TABLE(ResponseExchangeKeys),
+      FL_TABLE(GetExchangeKeys),
+      FL_TABLE(ReturnExchangeKeys),
+      FL_TABLE(RequestShareSecrets),
+      FL_TABLE(ResponseShareSecrets),
+      FL_TABLE(GetShareSecrets),
+      FL_TABLE(ReturnShareSecrets),
+      FL_TABLE(GetClientList),
+      FL_TABLE(ReturnClientList),
+      FL_TABLE(SendClientListSign),
+      FL_TABLE(ResponseClientListSign),
+      FL_TABLE(RequestAllClientListSign),
+      FL_TABLE(ReturnAllClientListSign),
+      FL_TABLE(SendReconstructSecret),
+      FL_TABLE(ReconstructSecret),
   };
   return kTables;
 }

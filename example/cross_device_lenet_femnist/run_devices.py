@@ -15,8 +15,13 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from example.cross_device_lenet_femnist.data import load_digits_split, partition_non_iid
-from mindspore_federated.client.simulator import positive_float, positive_int
 from mindspore_federated.client.device import Device, DeviceError, RetryPolicy
+from mindspore_federated.client.simulator import (
+    over_admission_warning,
+    positive_float,
+    positive_int,
+    turned_away,
+)
 
 # Used when the FL plan carries no (positive) value and nothing is given explicitly.
 FALLBACK_EPOCHS, FALLBACK_BATCH_SIZE, FALLBACK_LR = 1, 16, 0.01
@@ -67,6 +72,7 @@ class _Simulation:
         self.seed = seed
         self.results = {}
         self.start_model = None
+        self.warned = False   # the over-admission warning is printed once per run
 
     def hyper_params(self, fl_plan):
         epochs, batch_size, lr = self.overrides
@@ -160,19 +166,24 @@ async def _one_iteration(sim, devices, round_no, start_accuracy):
     outcomes = await asyncio.gather(*(dev.run_iteration(sim.train_fn(i, round_no))
                                       for i, dev in enumerate(devices)), return_exceptions=True)
     wall = time.perf_counter() - started
-    errors, good, accepted_ids = [], [], set()
+    errors, good, accepted_ids, turned = [], [], set(), 0
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, DeviceError):
             errors.append(f"{type(outcome).__name__}: {outcome}")
             outcome = outcome.outcome
         elif isinstance(outcome, BaseException):
             raise outcome
+        turned += turned_away(outcome)
         if outcome is not None:
             good.append(outcome)
             if outcome.accepted:
                 accepted_ids.add(index)
     if good and all(o.finished for o in good) and not any(o.accepted for o in good):
         return None
+    warning = over_admission_warning(turned, len(devices))
+    if warning and not sim.warned:
+        print(warning, file=sys.stderr, flush=True)
+        sim.warned = True
     accepted = [o for o in good if o.accepted]
     with_model = [o for o in accepted if o.model is not None]
     if not with_model:

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 import aiohttp
 import numpy as np
 
+from mindspore_federated import errors
 from mindspore_federated.client.device import Device, RetryPolicy
-from mindspore_federated.client.messages import CompressType
+from mindspore_federated.client.messages import CompressType, ResponseCode
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 _PROBE_POINTS = 16
@@ -123,6 +124,7 @@ class IterationStats:
     mismatched: int = 0
     finished: int = 0
     restarts: int = 0
+    turned_away: int = 0
     wall: float = 0.0
     update_latencies: list = field(default_factory=list)
     server_iterations: set = field(default_factory=set)
@@ -132,6 +134,16 @@ class IterationStats:
     def ok(self):
         """No failure, no wrong model, and at least one accepted update unless the job finished."""
         return self.failures == 0 and self.mismatched == 0 and (self.accepted > 0 or self.finished > 0)
+
+
+def turned_away(outcome):
+    """True when startFLJob turned the device away (OutOfTime: that iteration's startFLJob round was full)."""
+    return outcome is not None and ("startFLJob", ResponseCode.OutOfTime) in outcome.retcodes
+
+
+def over_admission_warning(turned, devices):
+    """The warning printed when devices were turned away at startFLJob, else None."""
+    return errors.SIM_OVER_ADMISSION.format(turned_away=turned, devices=devices) if turned else None
 
 
 def percentile_ms(values, q):
@@ -193,6 +205,7 @@ class Progress:
 def _record(stats, outcome, model_ok):
     stats.done += 1
     stats.restarts += outcome.restarts
+    stats.turned_away += turned_away(outcome)
     stats.update_latencies.extend(outcome.latencies("updateModel"))
     if outcome.iteration:
         stats.server_iterations.add(outcome.iteration)
@@ -210,6 +223,7 @@ def _record_failure(stats, exc):
     outcome = getattr(exc, "outcome", None)
     if outcome is not None:
         stats.restarts += outcome.restarts
+        stats.turned_away += turned_away(outcome)
         stats.update_latencies.extend(outcome.latencies("updateModel"))
     if len(stats.errors) < 5:
         stats.errors.append(f"{type(exc).__name__}: {exc}")
@@ -273,12 +287,17 @@ async def simulate(opts, stdout=None, stderr=None):
     limiter = asyncio.Semaphore(opts.concurrency)
     token = uuid.uuid4().hex[:8]
     code = EXIT_OK
+    warned = False
     try:
         for index in range(1, opts.iterations + 1):
             stats = await run_one_iteration(opts, index, sessions, limiter, stderr, token)
             print(summary_line(stats), file=stdout, flush=True)
             for error in stats.errors:
                 print(f"  error: {error}", file=stderr, flush=True)
+            warning = over_admission_warning(stats.turned_away, stats.devices)
+            if warning and not warned:
+                print(warning, file=stderr, flush=True)
+                warned = True
             code = code if stats.ok else EXIT_FAILED
             if stats.finished:
                 print(f"the server's training job is disabled or finished (iteration {index})", file=stderr)

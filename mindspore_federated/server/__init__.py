@@ -32,6 +32,7 @@ def initial_feature_map(model, seed=0):
 
 def main(argv=None):
     """Runs a server until SIGTERM/SIGINT; returns the process exit code."""
+    from mindspore_federated.errors import NotBuiltError
     from mindspore_federated.exit_codes import ExitCode
     from mindspore_federated.log import get_logger
     from mindspore_federated.server.job import run_server
@@ -46,7 +47,7 @@ def main(argv=None):
     except RuntimeError as exc:
         get_logger(__name__).error("server failed to start: %s", exc)
         print(f"FAILED server: {exc}", flush=True)
-        return ExitCode.SERVER_START_FAILED
+        return ExitCode.CONFIG_ERROR if isinstance(exc, NotBuiltError) else ExitCode.SERVER_START_FAILED
     return ExitCode.SUCCESS
 
 

@@ -1,7 +1,7 @@
 """FedAvg accumulator: every accepted update is streamed into one buffer per weight by the C++ kernel."""
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 

@@ -11,14 +11,20 @@ from redis.exceptions import RedisError
 from mindspore_federated import errors
 from mindspore_federated.address import split_host_port
 from mindspore_federated.log import apply_config, get_logger, set_node
+from mindspore_federated.server.capabilities import check_hyper_params
 from mindspore_federated.server.device_api import DeviceApi, max_body_bytes
 from mindspore_federated.server.http_app import AiohttpDeviceServer
 from mindspore_federated.server.http_fast import FastDeviceServer
 from mindspore_federated.server.model import Model, ModelSpec
 from mindspore_federated.server.node import ServerNode
 from mindspore_federated.server.peers import Peers, max_frame_bytes
-from mindspore_federated.server.summary import (IterationStats, append_failure_event, append_json_line, ensure_file,
-                                                metrics_line)
+from mindspore_federated.server.summary import (
+    IterationStats,
+    append_failure_event,
+    append_json_line,
+    ensure_file,
+    metrics_line,
+)
 from mindspore_federated.state.keys import METRICS_STATE_NAMES
 from mindspore_federated.state.clients import RedisSettings, make_client, make_pipelined
 from mindspore_federated.state.redis_state import RedisClusterState
@@ -45,8 +51,8 @@ def new_event_loop():
 class ServerApp:
     """Runs one server until SIGTERM/SIGINT (or a scale-in request)."""
 
-    def __init__(self, cfg, http_address, tcp_ip, checkpoint_dir, feature_map, callback=None, ssl_config=None,
-                 node_id=None, recovery_file=None):
+    def __init__(self, cfg, http_address, tcp_ip, checkpoint_dir, feature_map, callback=None, node_id=None,
+                 recovery_file=None):
         from mindspore_federated.recovery import RecoveryFile
 
         self.recovery = RecoveryFile(recovery_file) if recovery_file else None
@@ -58,7 +64,6 @@ class ServerApp:
         self.checkpoint_dir = checkpoint_dir
         self.feature_map = feature_map
         self.callback = callback
-        self.ssl_config = ssl_config
         self.node = None
         self._stop = None
         self._failures = 0
@@ -140,6 +145,10 @@ class ServerApp:
         info = await state.declared_model()
         if info is None:
             raise errors.FederatedError(errors.START_EMPTY_MODEL)
+        # empty, not None: it must match the declaration (the reference's text)
+        if self.feature_map is not None:
+            problem = ModelSpec.from_feature_map(self.feature_map).check_against(info)
+            raise errors.FederatedError(problem or errors.START_EMPTY_MODEL)
         try:
             spec = ModelSpec.from_info(info)
         except (ValueError, KeyError, TypeError) as exc:
@@ -186,6 +195,7 @@ class ServerApp:
                 await node.join(self.cfg.hyper_params())
             except RedisError as exc:
                 raise errors.FederatedError(f"{errors.START_INSTANCE}: {exc}") from None
+            check_hyper_params(node.hp, self.cfg.fl_name)  # the cluster's settings win over the YAML's
             if not await state.acquire_reg_lock(node.inst, node.node_id, REG_LOCK_DEADLINE_S):
                 raise errors.FederatedError(errors.START_REG_LOCK)
             try:

@@ -64,6 +64,7 @@ def run_server(yaml_config, http_server_address, tcp_server_ip, checkpoint_dir, 
     from mindspore_federated.config import load_config
     from mindspore_federated.recovery import load_json_config, recovery_path
     from mindspore_federated.server.app import ServerApp
+    from mindspore_federated.server.capabilities import check_config
 
     setup(role="server")
     cfg = load_config(yaml_config, role="server")
@@ -72,15 +73,17 @@ def run_server(yaml_config, http_server_address, tcp_server_ip, checkpoint_dir, 
     if merged:
         cfg = cfg.with_overrides(merged)
     check_address(http_server_address, "http_server_address")
+    check_config(cfg)  # refuses what is configured but not built yet (before any TLS material is read)
     if cfg.enable_ssl and (ssl_config is None or not ssl_config.client_password):
         raise RuntimeError(errors.SSL_CLIENT_PASSWORD_EMPTY)
-    fm = _feature_map_from(feature_map)
-    if len(fm) > 0:
+    fm = None if feature_map is None else _feature_map_from(feature_map)
+    if fm is not None and len(fm) > 0:
         fm = _apply_recovery_checkpoint(fm, checkpoint_dir, cfg.fl_name)
-    # else the server takes the cluster's declared model: from a live peer, else its newest matching
-    # recovery checkpoint, else it fails with START_EMPTY_MODEL.
+    # None: the server takes the cluster's declared model, from a live peer, else its newest matching
+    # recovery checkpoint, else it fails with START_EMPTY_MODEL. An empty FeatureMap is checked against
+    # the declaration like any other (and so fails on a cluster that has a model).
     if checkpoint_dir:
         os.makedirs(checkpoint_dir, exist_ok=True)
     recovery = recovery_path(json_config, http_server_address)
-    ServerApp(cfg, http_server_address, tcp_server_ip, checkpoint_dir, fm, callback, ssl_config,
+    ServerApp(cfg, http_server_address, tcp_server_ip, checkpoint_dir, fm, callback,
               node_id=node_id, recovery_file=recovery).run()

@@ -91,9 +91,9 @@ class Rounds:
             arrays[name] = np.frombuffer(body, np.float32, count, offset)
         if not arrays:
             return 3, None, None
-        for name in spec.aggregated:
-            if name not in arrays:
-                return 2, name, None
+        missing = min((name for name in spec.aggregated if name not in arrays), default=None)
+        if missing is not None:  # the reference names the first missing weight in sorted name order
+            return 2, missing, None
         return 0, None, arrays
 
     async def update_model(self, body):

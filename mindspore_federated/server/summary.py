@@ -74,7 +74,8 @@ def metrics_line(stats, *, fl_name, instance, status_name, fl_iteration_num, ite
     else:
         loss = stats.loss_sum / stats.loss_weight if stats.loss_weight else 0.0
         auc = stats.acc_sum / stats.acc_weight if stats.acc_weight else 0.0
-    # JSON has no NaN/Infinity: an iteration without pushed metrics (hybrid) reports 0, like FL without updates
+    # JSON has no NaN/Infinity: an iteration without pushed metrics (hybrid) reports 0, like FL without
+    # updates
     loss, auc = (float(v) if math.isfinite(v) else 0.0 for v in (loss, auc))
     visited = {
         "startFLJobTotalClientNum": stats.start_total, "startFLJobAcceptClientNum": stats.start_accept,

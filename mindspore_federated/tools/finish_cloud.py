@@ -147,9 +147,9 @@ def stop(targets, timeout, out=sys.stdout) -> list:
     return survivors
 
 
-REDIS_HELP = """Which Redis holds the registry, first match wins: --redis_address; --redis_port (127.0.0.1);
+REDIS_HELP = f"""Which Redis holds the registry, first match wins: --redis_address; --redis_port (127.0.0.1);
 distributed_cache.address of --yaml_config (the example's finish_cloud.py defaults it to yamls/lenet.yaml, the
-file run_sched.py/run_server.py use by default); else 127.0.0.1:%d.""" % DEFAULT_REDIS_PORT
+file run_sched.py/run_server.py use by default); else 127.0.0.1:{DEFAULT_REDIS_PORT}."""
 
 
 def parse_args(argv=None, default_yaml=None):

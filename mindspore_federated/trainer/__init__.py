@@ -1,1 +1,1 @@
-"""Training-side API: FederatedLearningManager and PushMetrics."""
+"""Training-side API (FederatedLearningManager, PushMetrics): not built yet, so nothing is exported."""

@@ -5,9 +5,8 @@ import signal
 
 import numpy as np
 
-from tests.st.test_cluster import (ENTRY, Registry, iteration_results, node_id_of, start_job, update,
-                                   wait_model)
-from tests.utils.cluster import start_server, write_yaml
+from tests.utils.cluster import start_job, start_server, update, wait_model, write_yaml
+from tests.utils.multi import ENTRY, Registry, iteration_results, node_id_of
 
 SUCCEED = 200
 
@@ -78,7 +77,7 @@ def test_model_handover_message_to_a_server_that_did_not_aggregate(tmp_path, red
     from mindspore_federated.server.peers import Peers, max_frame_bytes
     from mindspore_federated.state.clients import make_client
     from mindspore_federated.state.redis_state import RedisClusterState
-    from tests.st.server_entry import small_feature_map
+    from tests.utils.server_entry import small_feature_map
 
     cfg = load_config(write_yaml(tmp_path, redis_server.address, fl_name), role="server")
     fm = small_feature_map()

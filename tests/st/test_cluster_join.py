@@ -1,20 +1,16 @@
 """A server started without a feature map takes the model from the cluster: the declaration in Redis
 (names, shapes, require_aggr), the weights from a live peer, or, with no peer, its newest recovery
-checkpoint; with no declared model it fails to start with START_EMPTY_MODEL.
-
-Run as a script, this file is the entry of such a server (`FLServerJob(...).run(None)`)."""
-import argparse
-import os
+checkpoint; with no declared model it fails to start with START_EMPTY_MODEL."""
 import signal
-import sys
 
 import numpy as np
 
-from tests.st.test_cluster import ENTRY, get_model, models_everywhere, start_job, update
-from tests.utils.cluster import start_server, write_yaml
+from tests.utils.cluster import get_model, start_job, start_server, update, write_yaml
+from tests.utils.job_entry import JOB_ENTRY
+from tests.utils.multi import ENTRY, models_everywhere
 
 SUCCEED = 200
-NO_MODEL_ENTRY = (os.path.abspath(__file__),)
+NO_MODEL_ENTRY = JOB_ENTRY   # FLServerJob(...).run(None)
 
 
 def test_server_without_feature_map_adopts_the_cluster_model(tmp_path, redis_server, fl_name, procs):
@@ -73,23 +69,3 @@ def test_server_without_feature_map_adopts_the_cluster_model(tmp_path, redis_ser
     pd.wait_line(f"FAILED server: {errors.START_EMPTY_MODEL}", timeout=30)
     assert pd.wait_exit(10) != 0
 
-
-def main():
-    """A server started through the public API with no feature map: FLServerJob(...).run(None)."""
-    from mindspore_federated import FLServerJob
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--yaml_config", required=True)
-    parser.add_argument("--http_server_address", required=True)
-    parser.add_argument("--checkpoint_dir", required=True)
-    args = parser.parse_args()
-    try:
-        FLServerJob(args.yaml_config, args.http_server_address, "127.0.0.1", args.checkpoint_dir).run(None)
-    except RuntimeError as exc:
-        print(f"FAILED server: {exc}", flush=True)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

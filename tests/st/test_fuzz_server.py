@@ -15,10 +15,17 @@ import numpy as np
 
 from mindspore_federated import _core, errors
 from mindspore_federated.client import messages as m
-from mindspore_federated.schema.fbs import (RequestFLJob, RequestGetModel, RequestPullWeight,
-                                            RequestPushMetrics, RequestPushWeight, RequestUpdateModel)
-from tests.st.test_rounds import ENTRY, fl_job_body, start_job, update, update_body, wait_model
-from tests.utils.cluster import start_server, write_yaml
+from mindspore_federated.schema.fbs import (
+    RequestFLJob,
+    RequestGetModel,
+    RequestPullWeight,
+    RequestPushMetrics,
+    RequestPushWeight,
+    RequestUpdateModel,
+)
+from tests.utils.bodies import fl_job_body, update_body
+from tests.utils.cluster import start_job, start_server, update, wait_model, write_yaml
+from tests.utils.multi import ENTRY
 
 PER_ENDPOINT = 10_000
 EMPTY_EVERY = 97           # every 97th body of an endpoint is empty

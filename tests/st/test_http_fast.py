@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from mindspore_federated.client import messages as m
-from tests.st.test_rounds import ENTRY, SUCCEED, SUC_NOT_READY, start_job
-from tests.utils.cluster import start_server, write_yaml
+from tests.utils.cluster import SUCCEED, start_job, start_server, write_yaml
+from tests.utils.multi import ENTRY
+
+SUC_NOT_READY = 201
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 
 from mindspore_federated import errors
 from mindspore_federated.client import messages as m
-from tests.st.test_rounds import ENTRY, SUCCEED, start_job, wait_model
-from tests.utils.cluster import post, start_server, write_yaml
+from tests.utils.cluster import SUCCEED, post, start_job, start_server, wait_model, write_yaml
+from tests.utils.multi import ENTRY
 
 DEVICES = 12
 ENGINES = pytest.mark.parametrize("engine", ["fast", "aiohttp"])

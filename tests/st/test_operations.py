@@ -5,7 +5,6 @@ import os
 import re
 import subprocess
 import sys
-import urllib.request
 
 import numpy as np
 import redis
@@ -13,32 +12,13 @@ import redis
 from mindspore_federated.client.messages import build_get_model, build_start_fl_job
 from mindspore_federated.errors import JOB_DISABLED
 from mindspore_federated.state.keys import Keys
-from tests.st.test_cluster import models_everywhere, run_iteration, start_servers
-from tests.st.test_rounds import ENTRY, get_model, start_job, update
-from tests.utils.cluster import post, start_server, write_yaml
-from tests.utils.redis_server import free_port
+from tests.utils.cluster import call, get_model, post, start_job, start_scheduler, update, write_yaml
+from tests.utils.multi import models_everywhere, run_iteration, start_servers
+from tests.utils.redis_server import consecutive_free_ports, free_port
 from tests.utils.wait import wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(REPO, "example", "cross_device_lenet_femnist")
-
-
-def call(address, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://{address}/{path}", data=data, method="POST" if data else "GET")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def start_scheduler(procs, yaml_path):
-    address = f"127.0.0.1:{free_port()}"
-    proc = procs.python("scheduler", "-m", "mindspore_federated.scheduler", "--yaml_config", yaml_path,
-                        "--scheduler_manage_address", address)
-    proc.wait_ready(30)
-    return proc, address
 
 
 def metrics_lines(*workdirs):
@@ -154,7 +134,8 @@ def test_nodes_scale_out_and_scale_in_with_drain(tmp_path, redis_server, fl_name
     wait_for(lambda: call(sched, "state")[1]["cluster_state"] == "CLUSTER_READY", 15, what="scale-in done")
     for proc, _ in servers[2:]:
         assert proc.wait_exit(10) == 0
-    # the started devices finish iteration 3 on the survivors: exact FedAvg, nothing lost with the drained servers
+    # the started devices finish iteration 3 on the survivors: exact FedAvg, nothing lost with the drained
+    # servers
     survivors = [a for _, a in servers[:2]]
     uploads = {fl_id: {"w1": np.full(6, i + 1.0, np.float32) * n, "b1": np.full(3, -(i + 1.0), np.float32) * n}
                for i, (fl_id, n) in enumerate(sizes.items())}
@@ -174,7 +155,7 @@ def test_nodes_scale_out_and_scale_in_with_drain(tmp_path, redis_server, fl_name
 
 def test_launch_scripts_and_finish_cloud(tmp_path, redis_server, fl_name):
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name)
-    http_port, sched_port = free_port(), free_port()
+    http_port, sched_port = consecutive_free_ports(2), free_port()   # run_server.py takes http_port + 1 too
     env = {**os.environ, "PYTHONPATH": REPO}
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     pids = []

@@ -21,15 +21,23 @@ from mindspore_federated.checkpoint import save_checkpoint
 from mindspore_federated.client.messages import PlainTextReply
 from mindspore_federated.errors import JOB_DISABLED, SAFEMODE
 from mindspore_federated.state.keys import CLUSTER_STATE_NAMES, Keys
-from tests.st.test_cluster import models_everywhere
-from tests.st.test_operations import call, start_scheduler
-from tests.st.test_rounds import ENTRY, get_model, start_job, update
-from tests.utils.cluster import health, post, start_server, write_yaml
+from tests.utils.cluster import (
+    call,
+    get_model,
+    health,
+    post,
+    start_job,
+    start_scheduler,
+    start_server,
+    update,
+    write_yaml,
+)
+from tests.utils.multi import ENTRY, models_everywhere
 from tests.utils.procs import REPO
 from tests.utils.wait import wait_for
 
 ONES = {"w1": np.ones(6, np.float32), "b1": np.ones(3, np.float32)}
-INITIAL_W1 = np.arange(6, dtype=np.float32)   # tests/st/server_entry.py and small_model_ckpt()
+INITIAL_W1 = np.arange(6, dtype=np.float32)   # tests/utils/server_entry.py and small_model_ckpt()
 INITIAL = "initial model"
 ITERATIONS = 4
 REDIS_LOSS_ITERATIONS, REDIS_LOSS_TOLERATED = 7, 1   # more iterations a Redis restart may cost
@@ -55,7 +63,8 @@ class Monitor(threading.Thread):
         self.expected = {0: INITIAL}   # iteration -> the constant value of the model the test trained for it
         self.violations = []
         self.results = {}              # iteration -> True/False (success), from the status hash
-        self.served = {}               # iteration -> {constant value (or INITIAL) of the models served for it}
+        # iteration -> {constant value (or INITIAL) of the models served for it}
+        self.served = {}
         self.last = {}                 # source -> last iteration number seen
         self.instance = None
         self.polls = 0
@@ -78,6 +87,11 @@ class Monitor(threading.Thread):
         self._halt.set()
         self.join(timeout=10)
         assert not self.is_alive(), "monitor did not stop"
+        # one last look from the caller's thread: what the checks below rest on was observed however little
+        # CPU the background thread got on a busy machine
+        self._poll_redis()
+        for address in list(self.addresses):
+            self._poll_server(address)
         self.redis.close()
 
     def _violate(self, text):
@@ -185,7 +199,8 @@ class Monitor(threading.Thread):
             if iteration and self.results.get(iteration) is not True:
                 self._violate(f"iteration {iteration} was trained but is not reported successful: "
                               f"{self.results.get(iteration)}")
-        assert self.polls > 10, f"the monitor polled only {self.polls} times"
+        unseen = [source for source in ("redis", *self.addresses) if source not in self.last]
+        assert not unseen, f"the monitor never observed {unseen}: the checks above would be vacuous"
         assert not self.violations, "\n".join(self.violations)
         return dict(self.results)
 
@@ -197,7 +212,7 @@ def _get_model_body(fl_name, iteration):
 
 
 def small_model_ckpt(path):
-    """The model of tests/st/server_entry.py (without its frozen feature) as a checkpoint, for servers
+    """The model of tests/utils/server_entry.py (without its frozen feature) as a checkpoint, for servers
     started through `python -m mindspore_federated.server --model <ckpt>` (which take --node_id)."""
     save_checkpoint(str(path), {"w1": INITIAL_W1.reshape(2, 3), "b1": np.zeros(3, np.float32)})
     return str(path)
@@ -244,12 +259,14 @@ def train(monitor, addresses, fl_name, iteration, value, devices=2, prefix="d"):
         raise AssertionError(f"{what}: {reply.reason}")
     for d in range(devices):
         fl_id = f"{prefix}{iteration}_{d}"
-        check(as_device(lambda: start_job(addresses[d % len(addresses)], fl_name, fl_id, iteration, 1)),
+        check(as_device(lambda d=d, fl_id=fl_id: start_job(addresses[d % len(addresses)], fl_name, fl_id,
+                                                           iteration, 1)),
               f"startFLJob {fl_id}")
     for d in range(devices):
         fl_id = f"{prefix}{iteration}_{d}"
         upload = {k: v * (value + 2 * d - devices + 1) for k, v in ONES.items()}
-        check(as_device(lambda: update(addresses[(d + 1) % len(addresses)], fl_name, fl_id, iteration, upload)),
+        check(as_device(lambda d=d, fl_id=fl_id, upload=upload: update(
+                  addresses[(d + 1) % len(addresses)], fl_name, fl_id, iteration, upload)),
               f"updateModel {fl_id}")
     models = models_everywhere(addresses, fl_name, iteration, timeout=20)
     monitor.poll_redis_now()

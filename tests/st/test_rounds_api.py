@@ -1,91 +1,12 @@
 """FLServerJob.run(feature_map) through a real server process: a dict (every feature aggregated) and a
-MindSpore `.ckpt` path (only float32 parameters kept), with the CallbackContext given to on_iteration_end.
-
-Run as a script, this module is also the server entry of the rounds tests that need the callback's context:
-it prints one `CALLBACK {json}` line per hook."""
-import argparse
+MindSpore `.ckpt` path (only float32 parameters kept), with the CallbackContext given to on_iteration_end."""
 import json
 import os
-import sys
 
 import numpy as np
 
-ENTRY = (os.path.abspath(__file__),)
-DICT_MODEL = {"conv.weight": np.arange(6, dtype=np.float32).reshape(2, 3),
-              "fc.bias": np.array([1.5, -2, 4], np.float32)}
-
-
-# ---- server entry ----------------------------------------------------------------------------------------
-
-def _feature_map(kind):
-    from tests.st.server_entry import small_feature_map
-
-    if kind == "small":
-        return small_feature_map()
-    if kind == "dict":
-        return {name: value.copy() for name, value in DICT_MODEL.items()}
-    if kind.startswith("ckpt:"):
-        return kind[len("ckpt:"):]
-    raise ValueError(kind)
-
-
-def _json_callback():
-    from mindspore_federated import Callback
-
-    class JsonCallback(Callback):
-        """Prints every hook, with the whole CallbackContext for on_iteration_end."""
-
-        def after_started(self):
-            print("CALLBACK " + json.dumps({"hook": "after_started"}), flush=True)
-
-        def before_stopped(self):
-            print("CALLBACK " + json.dumps({"hook": "before_stopped"}), flush=True)
-
-        def on_iteration_end(self, context):
-            items = context.feature_map.items()
-            features = {item.name: {"require_aggr": item.require_aggr, "shape": list(item.shape),
-                                    "data": [float(x) for x in item.data]} for item in items}
-            print("CALLBACK " + json.dumps({
-                "hook": "iteration_end", "iteration": context.iteration_num, "valid": context.iteration_valid,
-                "result": context.iteration_result, "fl_name": context.fl_name,
-                "instance": context.instance_name, "ckpt": context.checkpoint_file, "features": features}),
-                flush=True)
-
-    return JsonCallback()
-
-
-def main():
-    from mindspore_federated import FLServerJob
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--yaml_config", required=True)
-    parser.add_argument("--http_server_address", required=True)
-    parser.add_argument("--checkpoint_dir", default="./fl_ckpt/")
-    parser.add_argument("--feature_map", default="small")
-    args = parser.parse_args()
-    FLServerJob(args.yaml_config, args.http_server_address, "127.0.0.1", args.checkpoint_dir).run(
-        _feature_map(args.feature_map), _json_callback())
-    return 0
-
-
-def callbacks(proc, hook="iteration_end"):
-    """The JSON objects of every `CALLBACK` line of `hook` the server printed so far."""
-    out = []
-    for line in proc.output().splitlines():
-        if line.startswith("CALLBACK "):
-            obj = json.loads(line[len("CALLBACK "):])
-            if obj["hook"] == hook:
-                out.append(obj)
-    return out
-
-
-def wait_callback(proc, iteration, timeout=10.0):
-    """The on_iteration_end context of `iteration` once the server printed it."""
-    from tests.utils.wait import wait_for
-
-    return wait_for(lambda: next((c for c in callbacks(proc) if c["iteration"] == iteration), None), timeout,
-                    what=f"on_iteration_end of iteration {iteration}")
-
+from tests.utils.api_entry import API_ENTRY as ENTRY
+from tests.utils.api_entry import DICT_MODEL, wait_callback
 
 # ---- tests ---------------------------------------------------------------------------------------------
 
@@ -108,7 +29,7 @@ def _declared(redis_server, fl_name):
 
 
 def _run_one_iteration(address, fl_name, names_sizes, rng):
-    from tests.st.test_rounds import start_job, update
+    from tests.utils.cluster import start_job, update
 
     sizes = [3, 9]
     uploads = []
@@ -124,8 +45,7 @@ def _run_one_iteration(address, fl_name, names_sizes, rng):
 
 def test_feature_map_as_dict(tmp_path, redis_server, fl_name, procs):
     from mindspore_federated.checkpoint import load_checkpoint
-    from tests.st.test_rounds import get_model, start_job, update, wait_model
-    from tests.utils.cluster import start_server, write_yaml
+    from tests.utils.cluster import get_model, start_job, start_server, update, wait_model, write_yaml
 
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, round={"start_fl_job_threshold": 2})
     proc, address = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY,
@@ -173,8 +93,7 @@ def test_feature_map_as_dict(tmp_path, redis_server, fl_name, procs):
 def test_feature_map_as_mindspore_ckpt_path(tmp_path, redis_server, fl_name, procs):
     import mindspore as ms
 
-    from tests.st.test_rounds import get_model, wait_model
-    from tests.utils.cluster import start_server, write_yaml
+    from tests.utils.cluster import get_model, start_server, wait_model, write_yaml
 
     weight = np.array([[0.5, -1.0], [2.0, 3.25]], np.float32)
     bias = np.array([0.125, 8.0], np.float32)
@@ -211,6 +130,3 @@ def test_feature_map_as_mindspore_ckpt_path(tmp_path, redis_server, fl_name, pro
                                rtol=1e-6)
     np.testing.assert_allclose(loaded["dense.bias"].asnumpy(), expect["dense.bias"], rtol=1e-6)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

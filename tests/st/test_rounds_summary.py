@@ -11,9 +11,10 @@ import redis
 from mindspore_federated import errors
 from mindspore_federated.client import messages as m
 from mindspore_federated.state.keys import Keys
-from tests.st.test_rounds import fl_job_body, get_model, post, start_job, update, wait_model
-from tests.st.test_rounds_api import ENTRY, callbacks, wait_callback
-from tests.utils.cluster import start_server, write_yaml
+from tests.utils.api_entry import API_ENTRY as ENTRY
+from tests.utils.api_entry import callbacks, wait_callback
+from tests.utils.bodies import fl_job_body
+from tests.utils.cluster import get_model, post, start_job, start_server, update, wait_model, write_yaml
 from tests.utils.wait import wait_for
 
 SUCCEED, SUC_NOT_READY, OUT_OF_TIME, REQUEST_ERROR = 200, 201, 300, 400
@@ -145,7 +146,7 @@ def test_two_servers_agree_on_continuous_failures(tmp_path, redis_server, fl_nam
         assert start_job(a if it % 2 else b, fl_name, f"lonely{it}", it, 1).retcode == SUCCEED
         assert json.loads(metric_lines(tmp_path / "shared" / "metrics.json", it)[-1])["iterationResult"] == "fail"
         for address in (a, b):   # both servers are in the next iteration
-            wait_for(lambda x=address: get_model(x, fl_name, it + 1).iteration == it + 1, 10,
+            wait_for(lambda x=address, it=it: get_model(x, fl_name, it + 1).iteration == it + 1, 10,
                      what=f"iteration {it + 1} on {address}")
     wait_for(lambda: len(events.read_text().splitlines()) >= 3, 10, what="three failure events")
     lines = events.read_text().splitlines()

@@ -9,9 +9,9 @@ import pytest
 import redis
 
 from mindspore_federated.state.keys import Keys
-from tests.st.test_rounds import get_model, start_job, update, wait_model
-from tests.st.test_rounds_api import ENTRY, wait_callback
-from tests.utils.cluster import start_server, write_yaml
+from tests.utils.api_entry import API_ENTRY as ENTRY
+from tests.utils.api_entry import wait_callback
+from tests.utils.cluster import get_model, start_job, start_server, update, wait_model, write_yaml
 from tests.utils.wait import wait_for
 
 SUCCEED = 200

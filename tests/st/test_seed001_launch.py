@@ -6,19 +6,16 @@ iteration, the seed's disaster-recovery restart, and `finish_cloud.py --schedule
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 
 import numpy as np
 
 from mindspore_federated.models import LENET5_SHAPES
-from tests.st.test_cluster import models_everywhere
-from tests.st.test_operations import call, start_scheduler
-from tests.st.test_rounds import start_job, update
-from tests.utils.cluster import write_yaml
+from tests.utils.cluster import call, start_job, start_scheduler, update, write_yaml
+from tests.utils.multi import models_everywhere
 from tests.utils.procs import REPO
-from tests.utils.redis_server import free_port
+from tests.utils.redis_server import consecutive_free_ports, free_port
 from tests.utils.wait import wait_for
 
 EXAMPLE = os.path.join(REPO, "example", "cross_device_lenet_femnist")
@@ -26,25 +23,6 @@ SECURITY = {  # the seed's security keys (read only when enable_ssl is true; the
     "server_cert_path": "server.p12", "crl_path": "", "client_cert_path": "client.p12", "ca_cert_path": "ca.crt",
     "cert_expire_warning_time_in_day": 90, "cipher_list": "ECDHE-RSA-AES128-GCM-SHA256", "connection_num": 10000,
 }
-
-
-def consecutive_free_ports(count=2):
-    """A port p such that p..p+count-1 were free on 127.0.0.1 a moment ago."""
-    for _ in range(50):
-        base = free_port()
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no consecutive free ports")
 
 
 def run_example(script, *flags, cwd, env=None, timeout=120):

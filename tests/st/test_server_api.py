@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from mindspore_federated import FeatureMap, FLServerJob
-from tests.st.test_rounds import ENTRY
 from tests.utils.cluster import start_server, write_yaml
+from tests.utils.multi import ENTRY
 from tests.utils.redis_server import free_port
 
 

@@ -2,8 +2,8 @@
 K iterations spread over two servers, one summary line per iteration, every new model checked (w + delta)."""
 import re
 
-from tests.st.test_rounds import ENTRY
 from tests.utils.cluster import start_server, write_yaml
+from tests.utils.multi import ENTRY
 
 DEVICES, ITERATIONS = 12, 3
 
@@ -21,7 +21,27 @@ def test_simulator_trains_iterations_over_two_servers(tmp_path, redis_server, fl
     assert sim.wait_exit(10) == 0, "\n".join(sim.lines)
     summaries = [line for line in sim.lines if line.startswith("iteration=")]
     assert len(summaries) == ITERATIONS, sim.lines
+    assert not any("turned away by startFLJob" in line for line in sim.lines)   # devices == threshold
     for index, line in enumerate(summaries, start=1):
         fields = dict(re.findall(r"(\w+)=(\S+)", line))
         assert fields["iteration"] == str(index) and fields["server_iteration"] == str(index), line
         assert (fields["accepted"], fields["failures"], fields["mismatched"]) == (str(DEVICES), "0", "0"), line
+
+
+def test_simulator_warns_when_more_devices_run_than_the_cluster_admits(tmp_path, redis_server, fl_name,
+                                                                       procs):
+    from mindspore_federated import errors
+
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, fl_iteration_num=10,
+                           round={"start_fl_job_threshold": 2, "update_model_ratio": 1.0,
+                                  "start_fl_job_time_window": 2000, "update_model_time_window": 2000,
+                                  "global_iteration_time_window": 4000})
+    _, address = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY)
+    sim = procs.python("simulator", "-m", "mindspore_federated.client.simulator", "--servers", f"http://{address}",
+                       "--fl-name", fl_name, "--devices", "3", "--iterations", "1", "--retry-delay", "0.05",
+                       "--max-restart-wait", "1", "--iteration-timeout", "15", "--no-progress")
+    warning = errors.SIM_OVER_ADMISSION.format(turned_away=1, devices=3)
+    sim.wait_line(warning, timeout=120)
+    summary = next(line for line in sim.lines if line.startswith("iteration="))
+    assert dict(re.findall(r"(\w+)=(\S+)", summary))["server_iteration"].startswith("1"), summary
+    sim.wait_exit(30)

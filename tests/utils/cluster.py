@@ -107,3 +107,23 @@ def health(address):
     """A server's /healthz JSON (node id, iteration, instance, cache_ok, running_state)."""
     with urllib.request.urlopen(f"http://{address}/healthz", timeout=2) as resp:
         return json.loads(resp.read())
+
+
+# ---- the scheduler's REST API ------------------------------------------------------------------------
+
+def call(address, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://{address}/{path}", data=data, method="POST" if data else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def start_scheduler(procs, yaml_path):
+    address = f"127.0.0.1:{free_port()}"
+    proc = procs.python("scheduler", "-m", "mindspore_federated.scheduler", "--yaml_config", yaml_path,
+                        "--scheduler_manage_address", address)
+    proc.wait_ready(30)
+    return proc, address

@@ -16,6 +16,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+def consecutive_free_ports(count=2):
+    """A port p such that p..p+count-1 were free on 127.0.0.1 a moment ago."""
+    for _ in range(50):
+        base = free_port()
+        socks = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no consecutive free ports")
+
+
 def _ping(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:

@@ -207,7 +207,7 @@ TEST(CommAllreduce, CancelWakesAWaitingRankAtOnceAndLaterCallsFail) {
   canceller.join();
   EXPECT_LT(Clock::now() - start, 2s);
   EXPECT_THROW(allreduce(*g.comms[0], o), fl::IoError);  // a late call of the cancelled tag fails too
-  o.tag = 78;                                             // other tags are unaffected
+  o.tag = 78;                                            // other tags are unaffected
   g.spawn([&](size_t r) {
     std::vector<float> w(5000, static_cast<float>(r + 1));
     AllreduceOptions p = o;

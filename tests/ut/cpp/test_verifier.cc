@@ -41,7 +41,8 @@ Bytes byteRange(size_t n, uint8_t start) {
   return v;
 }
 
-std::vector<Offset<flatbuffers::String>> strings(FlatBufferBuilder& b, std::initializer_list<const char*> items) {
+std::vector<Offset<flatbuffers::String>> strings(FlatBufferBuilder& b,
+                                                 std::initializer_list<const char*> items) {
   std::vector<Offset<flatbuffers::String>> out;
   for (const char* s : items) out.push_back(b.CreateString(s));
   return out;
@@ -51,7 +52,8 @@ std::vector<Offset<fbs::FeatureMap>> featureMaps(FlatBufferBuilder& b) {
   std::vector<float> conv(24), fc(5), bias(3, 0.25f);
   for (size_t i = 0; i < conv.size(); ++i) conv[i] = 0.01f * static_cast<float>(i) - 0.1f;
   for (size_t i = 0; i < fc.size(); ++i) fc[i] = -1.5f + static_cast<float>(i);
-  return {fbs::CreateFeatureMapDirect(b, "conv1.weight", &conv), fbs::CreateFeatureMapDirect(b, "fc3.weight", &fc),
+  return {fbs::CreateFeatureMapDirect(b, "conv1.weight", &conv),
+          fbs::CreateFeatureMapDirect(b, "fc3.weight", &fc),
           fbs::CreateFeatureMapDirect(b, "fc3.bias", &bias)};
 }
 
@@ -71,13 +73,14 @@ Offset<fbs::FLPlan> flPlan(FlatBufferBuilder& b) {
   auto dp = fbs::CreateDPParams(b, 50.0f, 0.01f, 1.0f);
   auto ds = fbs::CreateDSParams(b, 0.01f, 100.0f, 0.6f, 0.1f, 7);
   auto cipher = fbs::CreateCipherPublicParamsDirect(b, "PW_ENCRYPT", pw, dp, ds);
-  return fbs::CreateFLPlanDirect(b, "FEDERATED_LEARNING", "Lenet", 25, 20, early, 32, true, 0.01f, aggregation,
-                                 &metrics, cipher);
+  return fbs::CreateFLPlanDirect(b, "FEDERATED_LEARNING", "Lenet", 25, 20, early, 32, true, 0.01f,
+                                 aggregation, &metrics, cipher);
 }
 
 std::vector<Offset<fbs::ClientShare>> clientShares(FlatBufferBuilder& b) {
   Bytes s1 = byteRange(40, 1), s2 = byteRange(40, 2);
-  return {fbs::CreateClientShareDirect(b, "device_a", &s1, 1), fbs::CreateClientShareDirect(b, "device_b", &s2, 2)};
+  return {fbs::CreateClientShareDirect(b, "device_a", &s1, 1),
+          fbs::CreateClientShareDirect(b, "device_b", &s2, 2)};
 }
 
 std::vector<Offset<fbs::ClientPublicKeys>> clientPublicKeys(FlatBufferBuilder& b) {
@@ -86,7 +89,8 @@ std::vector<Offset<fbs::ClientPublicKeys>> clientPublicKeys(FlatBufferBuilder& b
     Bytes c_pk = byteRange(65, 4), s_pk = byteRange(65, 5), iv = byteRange(16, 6), salt = byteRange(32, 7),
           sig = byteRange(64, 8);
     auto chain = strings(b, {"leaf-cert", "ca-cert"});
-    out.push_back(fbs::CreateClientPublicKeysDirect(b, id, &c_pk, &s_pk, &iv, &salt, "1700000000000", 3, &sig, &chain));
+    out.push_back(
+        fbs::CreateClientPublicKeysDirect(b, id, &c_pk, &s_pk, &iv, &salt, "1700000000000", 3, &sig, &chain));
   }
   return out;
 }
@@ -101,8 +105,9 @@ const std::map<std::string, SeedBuilder>& seedBuilders() {
        [](FlatBufferBuilder& b) {
          Bytes sign = byteRange(64, 9);
          std::vector<int8_t> types{fbs::CompressType_NO_COMPRESS, fbs::CompressType_QUANT};
-         return fbs::CreateRequestFLJobDirect(b, "Lenet", "device_a", 3, 640, "1700000000000", &sign, "attestation",
-                                              "equip-cert", "equip-ca-cert", "root-cert", &types, 128)
+         return fbs::CreateRequestFLJobDirect(b, "Lenet", "device_a", 3, 640, "1700000000000", &sign,
+                                              "attestation", "equip-cert", "equip-ca-cert", "root-cert",
+                                              &types, 128)
              .o;
        }},
       {"ResponseFLJob",
@@ -110,9 +115,9 @@ const std::map<std::string, SeedBuilder>& seedBuilders() {
          auto plan = flPlan(b);
          auto fms = featureMaps(b);
          auto cfms = compressFeatureMaps(b);
-         return fbs::CreateResponseFLJobDirect(b, 200, "ok", 3, true, "1700000001000", plan, &fms, "1700000000000",
-                                               fbs::CompressType_DIFF_SPARSE_QUANT, 0.4f, fbs::CompressType_QUANT,
-                                               &cfms)
+         return fbs::CreateResponseFLJobDirect(b, 200, "ok", 3, true, "1700000001000", plan, &fms,
+                                               "1700000000000", fbs::CompressType_DIFF_SPARSE_QUANT, 0.4f,
+                                               fbs::CompressType_QUANT, &cfms)
              .o;
        }},
       {"FLPlan", [](FlatBufferBuilder& b) { return flPlan(b).o; }},
@@ -123,9 +128,9 @@ const std::map<std::string, SeedBuilder>& seedBuilders() {
          auto names = strings(b, {"conv1.weight", "fc3.bias"});
          Bytes sig = byteRange(64, 10);
          std::vector<int32_t> index{0, 3, 7, 11};
-         return fbs::CreateRequestUpdateModelDirect(b, "Lenet", "device_a", 3, &fms, "1700000000000", &sig, 0.75f,
-                                                    1, &index, &cfms, fbs::CompressType_DIFF_SPARSE_QUANT, 0.4f,
-                                                    &names, 0.5f)
+         return fbs::CreateRequestUpdateModelDirect(b, "Lenet", "device_a", 3, &fms, "1700000000000", &sig,
+                                                    0.75f, 1, &index, &cfms,
+                                                    fbs::CompressType_DIFF_SPARSE_QUANT, 0.4f, &names, 0.5f)
              .o;
        }},
       {"ResponseUpdateModel",
@@ -145,7 +150,8 @@ const std::map<std::string, SeedBuilder>& seedBuilders() {
          auto fms = featureMaps(b);
          return fbs::CreateRequestPushWeightDirect(b, 3, &fms).o;
        }},
-      {"ResponsePushWeight", [](FlatBufferBuilder& b) { return fbs::CreateResponsePushWeightDirect(b, 200, "ok", 3).o; }},
+      {"ResponsePushWeight",
+       [](FlatBufferBuilder& b) { return fbs::CreateResponsePushWeightDirect(b, 200, "ok", 3).o; }},
       {"RequestGetModel",
        [](FlatBufferBuilder& b) {
          std::vector<int8_t> types{fbs::CompressType_QUANT, fbs::CompressType_NO_COMPRESS};
@@ -155,11 +161,12 @@ const std::map<std::string, SeedBuilder>& seedBuilders() {
        [](FlatBufferBuilder& b) {
          auto fms = featureMaps(b);
          auto cfms = compressFeatureMaps(b);
-         return fbs::CreateResponseGetModelDirect(b, 200, "ok", 3, &fms, "1700000000000", fbs::CompressType_QUANT,
-                                                  &cfms)
+         return fbs::CreateResponseGetModelDirect(b, 200, "ok", 3, &fms, "1700000000000",
+                                                  fbs::CompressType_QUANT, &cfms)
              .o;
        }},
-      {"RequestAsyncGetModel", [](FlatBufferBuilder& b) { return fbs::CreateRequestAsyncGetModelDirect(b, "Lenet", 3).o; }},
+      {"RequestAsyncGetModel",
+       [](FlatBufferBuilder& b) { return fbs::CreateRequestAsyncGetModelDirect(b, "Lenet", 3).o; }},
       {"ResponseAsyncGetModel",
        [](FlatBufferBuilder& b) {
          auto fms = featureMaps(b);
@@ -180,20 +187,23 @@ const std::map<std::string, SeedBuilder>& seedBuilders() {
          auto fms = featureMaps(b);
          return fbs::CreateFeatureMapListDirect(b, &fms).o;
        }},
-      {"RequestPushMetrics", [](FlatBufferBuilder& b) { return fbs::CreateRequestPushMetrics(b, 0.5f, 0.875f).o; }},
+      {"RequestPushMetrics",
+       [](FlatBufferBuilder& b) { return fbs::CreateRequestPushMetrics(b, 0.5f, 0.875f).o; }},
       {"ResponsePushMetrics", [](FlatBufferBuilder& b) { return fbs::CreateResponsePushMetrics(b, 200).o; }},
       // ---- cipher.fbs
       {"RequestExchangeKeys",
        [](FlatBufferBuilder& b) {
-         Bytes c_pk = byteRange(65, 1), s_pk = byteRange(65, 2), ind_iv = byteRange(16, 3), pw_iv = byteRange(16, 4),
-               salt = byteRange(32, 5), sig = byteRange(64, 6);
+         Bytes c_pk = byteRange(65, 1), s_pk = byteRange(65, 2), ind_iv = byteRange(16, 3),
+               pw_iv = byteRange(16, 4), salt = byteRange(32, 5), sig = byteRange(64, 6);
          auto chain = strings(b, {"leaf-cert", "ca-cert", "root-cert"});
-         return fbs::CreateRequestExchangeKeysDirect(b, "device_a", &c_pk, &s_pk, 3, "1700000000000", &ind_iv, &pw_iv,
-                                                     &salt, &sig, &chain)
+         return fbs::CreateRequestExchangeKeysDirect(b, "device_a", &c_pk, &s_pk, 3, "1700000000000", &ind_iv,
+                                                     &pw_iv, &salt, &sig, &chain)
              .o;
        }},
       {"ResponseExchangeKeys",
-       [](FlatBufferBuilder& b) { return fbs::CreateResponseExchangeKeysDirect(b, 200, "ok", "1700000001000", 3).o; }},
+       [](FlatBufferBuilder& b) {
+         return fbs::CreateResponseExchangeKeysDirect(b, 200, "ok", "1700000001000", 3).o;
+       }},
       {"GetExchangeKeys",
        [](FlatBufferBuilder& b) {
          Bytes sig = byteRange(64, 12);
@@ -211,7 +221,9 @@ const std::map<std::string, SeedBuilder>& seedBuilders() {
          return fbs::CreateRequestShareSecretsDirect(b, "device_a", &shares, 3, "1700000000000", &sig).o;
        }},
       {"ResponseShareSecrets",
-       [](FlatBufferBuilder& b) { return fbs::CreateResponseShareSecretsDirect(b, 200, "ok", "1700000001000", 3).o; }},
+       [](FlatBufferBuilder& b) {
+         return fbs::CreateResponseShareSecretsDirect(b, 200, "ok", "1700000001000", 3).o;
+       }},
       {"GetShareSecrets",
        [](FlatBufferBuilder& b) {
          Bytes sig = byteRange(64, 14);
@@ -238,7 +250,9 @@ const std::map<std::string, SeedBuilder>& seedBuilders() {
          return fbs::CreateSendClientListSignDirect(b, "device_a", 3, "1700000000000", &sig, &req_sig).o;
        }},
       {"ResponseClientListSign",
-       [](FlatBufferBuilder& b) { return fbs::CreateResponseClientListSignDirect(b, 200, "ok", 3, "1700000001000").o; }},
+       [](FlatBufferBuilder& b) {
+         return fbs::CreateResponseClientListSignDirect(b, 200, "ok", 3, "1700000001000").o;
+       }},
       {"RequestAllClientListSign",
        [](FlatBufferBuilder& b) {
          Bytes sig = byteRange(64, 18);
@@ -258,7 +272,9 @@ const std::map<std::string, SeedBuilder>& seedBuilders() {
          return fbs::CreateSendReconstructSecretDirect(b, "device_a", &shares, 3, "1700000000000", &sig).o;
        }},
       {"ReconstructSecret",
-       [](FlatBufferBuilder& b) { return fbs::CreateReconstructSecretDirect(b, 200, "ok", 3, "1700000001000").o; }},
+       [](FlatBufferBuilder& b) {
+         return fbs::CreateReconstructSecretDirect(b, 200, "ok", 3, "1700000001000").o;
+       }},
   };
   return kBuilders;
 }
@@ -351,7 +367,8 @@ class Mutator {
 
   void flipBits(Bytes& buf) {
     if (buf.empty()) return;
-    for (size_t k = 0, n = 1 + below(8); k < n; ++k) buf[below(buf.size())] ^= static_cast<uint8_t>(1u << below(8));
+    for (size_t k = 0, n = 1 + below(8); k < n; ++k)
+      buf[below(buf.size())] ^= static_cast<uint8_t>(1u << below(8));
   }
 
   void overwriteBytes(Bytes& buf) {
@@ -370,7 +387,8 @@ class Mutator {
   void overwrite16(Bytes& buf) {  // vtable sizes and field offsets are 16-bit
     static const uint16_t kVals[] = {0xffff, 0x7fff, 0x8000, 0, 1, 3, 0xfffe};
     if (buf.size() < 2) return;
-    uint16_t v = below(3) == 0 ? static_cast<uint16_t>(gen_()) : kVals[below(sizeof(kVals) / sizeof(kVals[0]))];
+    uint16_t v =
+        below(3) == 0 ? static_cast<uint16_t>(gen_()) : kVals[below(sizeof(kVals) / sizeof(kVals[0]))];
     std::memcpy(buf.data() + 2 * below(buf.size() / 2), &v, 2);
   }
 
@@ -396,7 +414,8 @@ class Mutator {
         return;
       }
       default:  // a field offset inside the root table
-        if (root + 8 <= buf.size()) put32(buf, root + 4 + 4 * below((buf.size() - root - 4) / 4), hugeWord(buf.size()));
+        if (root + 8 <= buf.size())
+          put32(buf, root + 4 + 4 * below((buf.size() - root - 4) / 4), hugeWord(buf.size()));
     }
   }
 
@@ -404,7 +423,8 @@ class Mutator {
 
   void splice(Bytes& buf) {
     if (buf.size() < 8) return;
-    size_t len = 1 + below(buf.size() / 2), from = below(buf.size() - len + 1), to = below(buf.size() - len + 1);
+    size_t len = 1 + below(buf.size() / 2), from = below(buf.size() - len + 1),
+           to = below(buf.size() - len + 1);
     std::memmove(buf.data() + to, buf.data() + from, len);
   }
 
@@ -418,13 +438,26 @@ class Mutator {
   void stacked(Bytes& buf) {
     for (size_t k = 0, n = 2 + below(3); k < n; ++k) {
       switch (below(7)) {
-        case 0: flipBits(buf); break;
-        case 1: overwriteBytes(buf); break;
-        case 2: hugeAligned(buf); break;
-        case 3: overwrite16(buf); break;
-        case 4: targeted(buf); break;
-        case 5: splice(buf); break;
-        default: grow(buf);
+        case 0:
+          flipBits(buf);
+          break;
+        case 1:
+          overwriteBytes(buf);
+          break;
+        case 2:
+          hugeAligned(buf);
+          break;
+        case 3:
+          overwrite16(buf);
+          break;
+        case 4:
+          targeted(buf);
+          break;
+        case 5:
+          splice(buf);
+          break;
+        default:
+          grow(buf);
       }
     }
   }
@@ -552,27 +585,48 @@ TEST(Verifier, FuzzedBuffersToEveryTableNeverCrash) {
       const Bytes& seed = (i / kStrategies) % 2 ? pair.second : pair.first;
       Bytes buf = seed;
       switch (strategy) {
-        case 0: buf = mut.random(2 * seed.size() + 64); break;
+        case 0:
+          buf = mut.random(2 * seed.size() + 64);
+          break;
         case 1:  // random body behind a plausible root offset
           buf = mut.random(2 * seed.size() + 64);
           if (buf.size() >= 8) mut.put32(buf, 0, static_cast<uint32_t>(4 * mut.below(buf.size() / 4)));
           break;
-        case 2: mut.truncate(buf); break;
-        case 3: mut.flipBits(buf); break;
-        case 4: mut.overwriteBytes(buf); break;
-        case 5: mut.hugeAligned(buf); break;
-        case 6: mut.hugeUnaligned(buf); break;
-        case 7: mut.overwrite16(buf); break;
-        case 8: mut.targeted(buf); break;
-        case 9: mut.splice(buf); break;
-        case 10: mut.grow(buf); break;
+        case 2:
+          mut.truncate(buf);
+          break;
+        case 3:
+          mut.flipBits(buf);
+          break;
+        case 4:
+          mut.overwriteBytes(buf);
+          break;
+        case 5:
+          mut.hugeAligned(buf);
+          break;
+        case 6:
+          mut.hugeUnaligned(buf);
+          break;
+        case 7:
+          mut.overwrite16(buf);
+          break;
+        case 8:
+          mut.targeted(buf);
+          break;
+        case 9:
+          mut.splice(buf);
+          break;
+        case 10:
+          mut.grow(buf);
+          break;
         case 11: {  // another table's (valid or flipped) buffer verified as this one
           const auto& other = seeds[names[mut.below(names.size())]];
           buf = mut.below(2) ? other.first : other.second;
           if (mut.below(2)) mut.flipBits(buf);
           break;
         }
-        default: mut.stacked(buf);
+        default:
+          mut.stacked(buf);
       }
       const auto t0 = Clock::now();
       const bool ok = verifyAt(table, buf, i);
@@ -601,9 +655,10 @@ TEST(Verifier, FuzzedBuffersToEveryTableNeverCrash) {
   EXPECT_EQ(total, names.size() * kBuffersPerTable);
   EXPECT_LT(slowest_ms, 1000.0) << "one verification took " << slowest_ms << " ms";
   EXPECT_GT(read_stats.read, 100u);
-  std::printf("[ fuzz ] %zu tables x %zu buffers = %zu verifications in %.2f s (slowest %.3f ms); "
-              "updateModel reads %zu\n",
-              names.size(), kBuffersPerTable, total, seconds, slowest_ms, read_stats.read);
+  std::printf(
+      "[ fuzz ] %zu tables x %zu buffers = %zu verifications in %.2f s (slowest %.3f ms); "
+      "updateModel reads %zu\n",
+      names.size(), kBuffersPerTable, total, seconds, slowest_ms, read_stats.read);
 }
 
 // The verify-then-read pass of updateModel on mutated updateModel bodies: every body that verifies is read
@@ -626,19 +681,29 @@ TEST(Verifier, UpdateModelVerifyAndReadFuzz) {
     Bytes buf = seeds[s];
     switch (i % 6) {
       case 0: {  // NaN / +-Inf / denormal into a payload float
-        static const float kOdd[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
-                                     -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::denorm_min(),
-                                     std::numeric_limits<float>::max()};
+        static const float kOdd[] = {
+            std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+            -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::denorm_min(),
+            std::numeric_limits<float>::max()};
         const auto& [off, count] = payload[s][mut.below(payload[s].size())];
         float v = kOdd[mut.below(5)];
         std::memcpy(buf.data() + off + 4 * mut.below(count), &v, 4);
         break;
       }
-      case 1: mut.flipBits(buf); break;
-      case 2: mut.hugeAligned(buf); break;
-      case 3: mut.overwrite16(buf); break;
-      case 4: mut.targeted(buf); break;
-      default: mut.stacked(buf);
+      case 1:
+        mut.flipBits(buf);
+        break;
+      case 2:
+        mut.hugeAligned(buf);
+        break;
+      case 3:
+        mut.overwrite16(buf);
+        break;
+      case 4:
+        mut.targeted(buf);
+        break;
+      default:
+        mut.stacked(buf);
     }
     verifyAndRead(buf, stats);
     ASSERT_FALSE(::testing::Test::HasFatalFailure()) << "buffer " << i;
@@ -649,9 +714,10 @@ TEST(Verifier, UpdateModelVerifyAndReadFuzz) {
   EXPECT_GT(stats.non_finite, 0u);
   EXPECT_GT(stats.fields_ok, 0u);
   EXPECT_GT(stats.fields_bad, 0u);
-  std::printf("[ fuzz ] updateModel verify+read: %zu of %zu mutated bodies read (fields_ok %zu, bad %zu, "
-              "%zu features, %zu non-finite)\n",
-              stats.read, kUpdateModelReads, stats.fields_ok, stats.fields_bad, stats.features, stats.non_finite);
+  std::printf(
+      "[ fuzz ] updateModel verify+read: %zu of %zu mutated bodies read (fields_ok %zu, bad %zu, "
+      "%zu features, %zu non-finite)\n",
+      stats.read, kUpdateModelReads, stats.fields_ok, stats.fields_bad, stats.features, stats.non_finite);
 }
 
 }  // namespace

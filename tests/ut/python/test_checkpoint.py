@@ -188,7 +188,7 @@ def test_garbage_never_crashes_or_hangs(tmp_path):
     bad = tmp_path / "garbage.ckpt"
     rng = random.Random(1234)
     start = time.monotonic()
-    for i in range(400):
+    for _ in range(400):
         bad.write_bytes(rng.randbytes(rng.choice([1, 7, 17, 64, 1000, 100_000])))
         with pytest.raises(ValueError, match=re.escape(str(bad))):
             load_checkpoint(bad)
@@ -211,7 +211,7 @@ def test_garbage_never_crashes_or_hangs(tmp_path):
     good = tmp_path / "good.ckpt"
     save_checkpoint(good, lenet_features())
     raw = good.read_bytes()
-    for i in range(300):  # random byte flips: a clean ValueError or a dict, nothing else
+    for _ in range(300):  # random byte flips: a clean ValueError or a dict, nothing else
         flipped = bytearray(raw)
         for _ in range(rng.randint(1, 4)):
             pos = rng.randrange(len(raw)) if rng.random() < 0.5 else rng.randrange(min(len(raw), 200))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mindspore_federated import _core, comm
+from tests.utils.wait import BUSY_SLACK_S
 
 TIMEOUT = 0.5
 
@@ -101,7 +102,7 @@ def test_error_mapping_timeout_and_refused():
         with pytest.raises(TimeoutError, match=silent.address) as info:
             client.request(silent.address, 1, b"", TIMEOUT)
         assert isinstance(info.value, _core.CommTimeoutError) and isinstance(info.value, _core.CommError)
-        assert TIMEOUT * 0.9 <= time.monotonic() - start < 2 * TIMEOUT
+        assert TIMEOUT * 0.9 <= time.monotonic() - start < TIMEOUT + BUSY_SLACK_S  # not early, no hang
         dead = _unused_address()
         with pytest.raises(_core.CommError, match=dead):
             client.request(dead, 1, b"", TIMEOUT)
@@ -146,10 +147,9 @@ def test_broadcast():
 
 def test_oversize_frame_rejected():
     with _core.Communicator(max_frame_bytes=1024) as small, _core.Communicator() as client:
-        start = time.monotonic()
-        with pytest.raises(_core.CommError):
+        with pytest.raises(_core.CommError) as info:
             client.request(small.address, 1, b"x" * 4096, 5.0)
-        assert time.monotonic() - start < 2.0
+        assert not isinstance(info.value, _core.CommTimeoutError)  # refused, not left to time out
         with pytest.raises(ValueError, match="max_frame_bytes"):
             small.request(client.address, 1, b"x" * 4096, 5.0)
 
@@ -243,7 +243,6 @@ def test_killed_peer_fails_inflight_request_at_once():
     with proc, _core.Communicator() as c:
         timer = threading.Timer(0.3, os.kill, (proc.pid, signal.SIGKILL))
         timer.start()
-        start = time.monotonic()
         try:
             with pytest.raises(_core.CommError, match=child_addr) as info:
                 c.request(child_addr, 1, b"never answered", 10.0)
@@ -251,5 +250,4 @@ def test_killed_peer_fails_inflight_request_at_once():
             timer.join()
             proc.stdin.close()
             proc.wait(10)
-        assert not isinstance(info.value, _core.CommTimeoutError)
-        assert time.monotonic() - start < 3.0
+        assert not isinstance(info.value, _core.CommTimeoutError)  # failed on the dead peer, not the timeout

@@ -9,7 +9,7 @@ import yaml
 
 from mindspore_federated import config as cfgmod
 from mindspore_federated import errors
-from mindspore_federated.config import FlConfig, load_config, load_config_dict
+from mindspore_federated.config import load_config, load_config_dict
 from mindspore_federated.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]

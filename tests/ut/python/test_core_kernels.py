@@ -80,6 +80,7 @@ def test_readonly_source_view_is_accepted_without_copy():
 
 
 def test_large_kernel_releases_the_gil():
+    import sys
     import threading
     import time
 
@@ -92,13 +93,23 @@ def test_large_kernel_releases_the_gil():
             ticks.append(time.perf_counter())
             time.sleep(0.001)
 
+    # With a huge switch interval this thread keeps the GIL between kernel calls, so the ticker can only
+    # run while a kernel call has released it: the ticks must grow before the deadline, however busy the CPU.
+    interval = sys.getswitchinterval()
     t = threading.Thread(target=ticker)
     t.start()
+    calls = 0
+    sys.setswitchinterval(1000.0)
     try:
-        for _ in range(5):
+        baseline = len(ticks)
+        deadline = time.monotonic() + 60.0
+        while len(ticks) < baseline + 3 and time.monotonic() < deadline:
             _core.accumulate(acc, src)
+            calls += 1
+        grown = len(ticks) - baseline
     finally:
+        sys.setswitchinterval(interval)
         stop.set()
         t.join()
-    assert acc[0] == 5.0
-    assert len(ticks) > 3  # the ticker thread ran while the kernel looped
+    assert acc[0] == float(calls)
+    assert grown >= 3, "the ticker never ran during a kernel call: the kernel holds the GIL"

@@ -5,6 +5,7 @@ Builds a real wheel from the source tree with the real CMake path of setup.py (n
 the extension from a directory outside the repository, so neither the source tree nor the editable
 install can satisfy the import.
 """
+import ast
 import os
 import subprocess
 import sys
@@ -16,6 +17,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 WHEEL_TIMEOUT_S = 240  # a cold CMake build of the core on 2 cores takes ~2 min; incremental ~20 s
 STEP_TIMEOUT_S = 60
+
+
+def _package_data():
+    """setup.py's PACKAGE_DATA globs, read without running setup()."""
+    tree = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        targets = [getattr(t, "id", None) for t in getattr(node, "targets", ())]
+        if isinstance(node, ast.Assign) and "PACKAGE_DATA" in targets:
+            return ast.literal_eval(node.value)
+    raise AssertionError("setup.py defines no PACKAGE_DATA")
+
+
+def test_package_data_globs_match_files_of_the_tree():
+    package = ROOT / "mindspore_federated"
+    for pattern in _package_data():
+        assert list(package.glob(pattern)), f"setup.py ships {pattern!r}, which matches no file"
 
 
 def _run(cmd, timeout, **kwargs):
@@ -43,8 +60,12 @@ def test_wheel_installs_an_importable_core(tmp_path):
     wheels = list(wheel_dir.glob("mindspore_federated-*.whl"))
     assert len(wheels) == 1, wheels
     with zipfile.ZipFile(wheels[0]) as zf:
-        cores = [n for n in zf.namelist() if Path(n).name.startswith("_core") and n.endswith(".so")]
+        names = zf.namelist()
+    cores = [n for n in names if Path(n).name.startswith("_core") and n.endswith(".so")]
     assert len(cores) == 1 and Path(cores[0]).parent == Path("mindspore_federated"), cores
+    for pattern in _package_data():   # every shipped data file of the tree is in the wheel
+        for path in (ROOT / "mindspore_federated").glob(pattern):
+            assert path.relative_to(ROOT).as_posix() in names, path
 
     _run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "--disable-pip-version-check",
           "--target", str(target), str(wheels[0])], STEP_TIMEOUT_S, env=env, cwd=outside)

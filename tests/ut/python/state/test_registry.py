@@ -9,10 +9,10 @@ import redis
 
 from mindspore_federated.state.keys import HEARTBEAT_TTL_S, REG_LOCK_TTL_S, Keys
 from mindspore_federated.state.clients import make_client
-from mindspore_federated.state.naming import time_string
+from mindspore_federated.clock import time_string
 from mindspore_federated.state.redis_state import RedisClusterState
-from tests.st.test_cluster import ENTRY
 from tests.utils.cluster import write_yaml
+from tests.utils.multi import ENTRY
 from tests.utils.redis_server import free_port
 from tests.utils.wait import wait_for
 
