@@ -19,8 +19,8 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, BENCH_DIR)
 
-import bench_kernels
-import loadgen
+import bench_kernels  # noqa: E402  (bench/ on sys.path first)
+import loadgen  # noqa: E402
 
 RESULTS_DIR = os.path.join(BENCH_DIR, "results")
 MODELS = {"lenet": 1, "lenet10x": 10}       # model -> LeNet copies

@@ -109,9 +109,8 @@ class Progress:
     def __init__(self, redis_address, fl_name, total, stream=sys.stderr):
         import redis
 
-        from mindspore_federated.state.keys import Keys
-
         from mindspore_federated.address import split_host_port
+        from mindspore_federated.state.keys import Keys
 
         host, port = split_host_port(redis_address)
         self.client = redis.Redis(host=host, port=port, socket_timeout=1)

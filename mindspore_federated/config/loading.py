@@ -6,7 +6,7 @@ import yaml
 
 from mindspore_federated import errors
 from mindspore_federated.config.rules import apply_rules
-from mindspore_federated.config.schema import ROLE_ALIASES, BY_KEY, BY_LEAF, HYPER_PARAM_KEYS, ROLES
+from mindspore_federated.config.schema import BY_KEY, BY_LEAF, HYPER_PARAM_KEYS, ROLE_ALIASES, ROLES
 from mindspore_federated.config.validation import Problems, flatten, type_name, validate_entries
 from mindspore_federated.config.views import FlConfig
 from mindspore_federated.errors import ConfigError

@@ -1,7 +1,12 @@
 """Spec rules applied after the per-key checks: fallbacks, forced values and the cipher-init check."""
 from mindspore_federated import errors
-from mindspore_federated.config.schema import (DEFAULT_PARTICIPATION_TIME_LEVEL, MAX_PARTICIPATION_MINUTES,
-                                               NO_COMPRESS, NO_UPLOAD_COMPRESS_TYPES, PW_ENCRYPT)
+from mindspore_federated.config.schema import (
+    DEFAULT_PARTICIPATION_TIME_LEVEL,
+    MAX_PARTICIPATION_MINUTES,
+    NO_COMPRESS,
+    NO_UPLOAD_COMPRESS_TYPES,
+    PW_ENCRYPT,
+)
 from mindspore_federated.config.thresholds import cipher_thresholds
 
 __all__ = ["parse_participation_time_level", "apply_rules"]

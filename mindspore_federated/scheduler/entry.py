@@ -4,10 +4,10 @@ import sys
 
 from mindspore_federated import log
 from mindspore_federated.config_overrides import merged_overrides
+from mindspore_federated.errors import SCHED_SSL_NEEDS_JOB as SSL_NEEDS_JOB
 from mindspore_federated.errors import ConfigError, StateError
 from mindspore_federated.exit_codes import ExitCode
 from mindspore_federated.scheduler.role import DEFAULT_MANAGE_ADDRESS, Scheduler, load_scheduler_config
-from mindspore_federated.scheduler.texts import SSL_NEEDS_JOB
 
 LOG = log.get_logger("mindspore_federated.scheduler")
 
@@ -47,7 +47,8 @@ def parse_args(argv=None):
              if getattr(args, flag[2:]) is not None]
     if args.scheduler_manage_address is None:
         default_ip, _, default_port = DEFAULT_MANAGE_ADDRESS.rpartition(":")
-        args.scheduler_manage_address = f"{args.scheduler_ip or default_ip}:{args.scheduler_manage_port or default_port}"
+        ip, port = args.scheduler_ip or default_ip, args.scheduler_manage_port or default_port
+        args.scheduler_manage_address = f"{ip}:{port}"
     elif args.scheduler_ip or args.scheduler_manage_port:
         notes.append("--scheduler_manage_address given: --scheduler_ip/--scheduler_manage_port are ignored")
     return args, notes

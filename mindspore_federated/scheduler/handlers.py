@@ -17,17 +17,19 @@ from mindspore_federated.errors import (
     SCHED_STATE_INNER,
     SCHED_STATE_OK,
 )
-from mindspore_federated.scheduler.texts import (
-    NODE_ILLEGAL,
-    NODE_WORKER,
-    NODES_OK,
-    NOT_READY,
-    SCALE_IN_ALL,
-    SCALE_IN_OK,
-    SCALE_OUT_OK,
+from mindspore_federated.errors import SCHED_NODE_ILLEGAL as NODE_ILLEGAL
+from mindspore_federated.errors import SCHED_NODE_WORKER as NODE_WORKER
+from mindspore_federated.errors import SCHED_NODES_OK as NODES_OK
+from mindspore_federated.errors import SCHED_NOT_READY as NOT_READY
+from mindspore_federated.errors import SCHED_SCALE_IN_ALL as SCALE_IN_ALL
+from mindspore_federated.errors import SCHED_SCALE_IN_OK as SCALE_IN_OK
+from mindspore_federated.errors import SCHED_SCALE_OUT_OK as SCALE_OUT_OK
+from mindspore_federated.scheduler.validation import (
+    ApiError,
+    parse_node_ids,
+    parse_scale_num,
+    validate_hyper_params,
 )
-from mindspore_federated.scheduler.validation import (ApiError, parse_node_ids, parse_scale_num,
-                                                      validate_hyper_params)
 from mindspore_federated.state.keys import CLUSTER_STATE_NAMES, InstanceState
 from mindspore_federated.state.naming import new_instance_name
 

@@ -9,15 +9,16 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from mindspore_federated import log
+from mindspore_federated.errors import SCHED_BIND_FAILED as BIND_FAILED
+from mindspore_federated.errors import SCHED_CACHE_START as CACHE_START
 from mindspore_federated.errors import ConfigError, StateError
 from mindspore_federated.scheduler.app import build_app
 from mindspore_federated.scheduler.handlers import Context
-from mindspore_federated.scheduler.texts import BIND_FAILED, CACHE_START
-from mindspore_federated.scheduler.tls import server_ssl_context
 from mindspore_federated.scheduler.validation import MAX_BODY, validate_manage_address
 from mindspore_federated.state.clients import RedisSettings, make_client
 from mindspore_federated.state.keys import Keys
 from mindspore_federated.state.redis_state import RedisClusterState
+from mindspore_federated.tls import https_server_context as server_ssl_context
 from mindspore_federated.tools.proc_registry import registration_json
 
 LOG = log.get_logger("mindspore_federated.scheduler")

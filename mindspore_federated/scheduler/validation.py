@@ -1,8 +1,8 @@
 """Request validation of the scheduler's REST API: addresses, bodies and their fields (pure functions)."""
 import json
 import math
-import re
 
+from mindspore_federated.address import parse_address
 from mindspore_federated.errors import (
     SCHED_BAD_ADDRESS,
     SCHED_BAD_JSON,
@@ -12,44 +12,34 @@ from mindspore_federated.errors import (
     SCHED_FIELD_UINT,
     SCHED_MANAGE_TYPE,
     SCHED_POST_SIZE,
+    ApiError,
     ConfigError,
 )
-from mindspore_federated.scheduler.texts import (
-    MISSING_KEY,
-    NEGATIVE,
-    NODE_IDS_EMPTY,
-    NODE_IDS_TYPE,
-    NOT_OBJECT,
-    POST_TOO_BIG,
-    SCALE_INT,
-    WORKER_SCALE_OUT,
-)
+from mindspore_federated.errors import SCHED_MISSING_KEY as MISSING_KEY
+from mindspore_federated.errors import SCHED_NEGATIVE as NEGATIVE
+from mindspore_federated.errors import SCHED_NODE_IDS_EMPTY as NODE_IDS_EMPTY
+from mindspore_federated.errors import SCHED_NODE_IDS_TYPE as NODE_IDS_TYPE
+from mindspore_federated.errors import SCHED_NOT_OBJECT as NOT_OBJECT
+from mindspore_federated.errors import SCHED_POST_TOO_BIG as POST_TOO_BIG
+from mindspore_federated.errors import SCHED_SCALE_INT as SCALE_INT
+from mindspore_federated.errors import SCHED_WORKER_SCALE_OUT as WORKER_SCALE_OUT
 
 MAX_BODY = 100 * 1024 * 1024  # bytes; a body of exactly MAX_BODY is accepted, one byte more is refused
 UINT32_MAX = 2 ** 32 - 1
 UINT_PARAMS = ("global_iteration_time_window", "start_fl_job_threshold", "start_fl_job_time_window",
                "update_model_time_window", "client_epoch_num", "client_batch_size", "fl_iteration_num")
 
-_IPV4 = re.compile(r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$")
-_PORT = re.compile(r"^[0-9]{1,5}$")
-
-
-class ApiError(Exception):
-    """A request failed with a reference error text (HTTP 400, code "1")."""
-
-    def __init__(self, text):
-        super().__init__(text)
-        self.text = text
 
 
 def validate_manage_address(addr):
     """Checks `ip:port` (IPv4, port 1-65535) and returns (ip, port); RuntimeError otherwise."""
     if not isinstance(addr, str):
         raise ConfigError(f"{SCHED_MANAGE_TYPE}, but got {type(addr).__name__}")
-    ip, sep, port = addr.rpartition(":")
-    if not sep or not _IPV4.match(ip) or not _PORT.match(port) or not 1 <= int(port) <= 65535:
-        raise ConfigError(SCHED_BAD_ADDRESS.format(address=addr))
-    return ip, int(port)
+    try:
+        parsed = parse_address(addr, ipv4_only=True)
+    except ValueError:
+        raise ConfigError(SCHED_BAD_ADDRESS.format(address=addr)) from None
+    return parsed.host, parsed.port
 
 
 async def read_body(request, limit=MAX_BODY) -> bytearray:

@@ -25,8 +25,8 @@ from mindspore_federated.server.summary import (
     ensure_file,
     metrics_line,
 )
-from mindspore_federated.state.keys import METRICS_STATE_NAMES
 from mindspore_federated.state.clients import RedisSettings, make_client, make_pipelined
+from mindspore_federated.state.keys import METRICS_STATE_NAMES
 from mindspore_federated.state.redis_state import RedisClusterState
 
 logger = get_logger(__name__)

@@ -7,9 +7,11 @@ import socket
 import time
 
 import numpy as np
-from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from mindspore_federated import errors
+from mindspore_federated.clock import time_string
 from mindspore_federated.config.thresholds import update_model_threshold
 from mindspore_federated.log import get_logger
 from mindspore_federated.server import replies
@@ -20,7 +22,6 @@ from mindspore_federated.server.rounds import Unavailable, now_ms
 from mindspore_federated.server.summary import IterationStats, parse_participation_levels
 from mindspore_federated.state.base import Outcome
 from mindspore_federated.state.keys import InstanceState
-from mindspore_federated.clock import time_string
 
 logger = get_logger(__name__)
 SYNC_INTERVAL_S = 1.0

@@ -8,10 +8,22 @@ import flatbuffers
 import numpy as np
 
 from mindspore_federated.compression import quant_encode
-from mindspore_federated.schema.fbs import (CipherPublicParams, CompressFeatureMap, CompressType, DPParams,
-                                            DSParams, FeatureMap, FLPlan, PWParams, ResponseFLJob,
-                                            ResponseGetModel, ResponsePullWeight, ResponsePushMetrics,
-                                            ResponsePushWeight, ResponseUpdateModel)
+from mindspore_federated.schema.fbs import (
+    CipherPublicParams,
+    CompressFeatureMap,
+    CompressType,
+    DPParams,
+    DSParams,
+    FeatureMap,
+    FLPlan,
+    PWParams,
+    ResponseFLJob,
+    ResponseGetModel,
+    ResponsePullWeight,
+    ResponsePushMetrics,
+    ResponsePushWeight,
+    ResponseUpdateModel,
+)
 
 SUCCEED, SUC_NOT_READY, OUT_OF_TIME, REQUEST_ERROR, SYSTEM_ERROR = 200, 201, 300, 400, 500
 COMPRESS_NAMES = {"NO_COMPRESS": CompressType.CompressType.NO_COMPRESS,

@@ -2,7 +2,6 @@
 from mindspore_federated import errors
 
 
-
 class SSLConfig:
     """Passwords for `ssl.server_cert_path` and `ssl.client_cert_path` (PKCS#12)."""
 

@@ -4,13 +4,31 @@ import json
 import time
 
 from mindspore_federated import errors
-from mindspore_federated.state.base import (ClusterState, CountResult, NodeInfo, Outcome, Snapshot,
-                                            StartResult, UpdateResult, config_ttl, rank_of)
-from mindspore_federated.state.keys import (HEARTBEAT_TTL_S, ITER_EXTRA_S, OLD_ITERATION_TTL_S,
-                                            REG_LOCK_TTL_S, SCALING_TTL_S, SUMMARY_LOCK_TTL_S, SUMMARY_TTL_S, WEEK_S,
-                                            InstanceState, Keys)
-from mindspore_federated.state.memory_store import MemoryStore
 from mindspore_federated.clock import time_string
+from mindspore_federated.state.base import (
+    ClusterState,
+    CountResult,
+    NodeInfo,
+    Outcome,
+    Snapshot,
+    StartResult,
+    UpdateResult,
+    config_ttl,
+    rank_of,
+)
+from mindspore_federated.state.keys import (
+    HEARTBEAT_TTL_S,
+    ITER_EXTRA_S,
+    OLD_ITERATION_TTL_S,
+    REG_LOCK_TTL_S,
+    SCALING_TTL_S,
+    SUMMARY_LOCK_TTL_S,
+    SUMMARY_TTL_S,
+    WEEK_S,
+    InstanceState,
+    Keys,
+)
+from mindspore_federated.state.memory_store import MemoryStore
 
 
 class MemoryClusterState(ClusterState):

@@ -8,11 +8,30 @@ from redis.exceptions import NoScriptError, WatchError
 from mindspore_federated import errors
 from mindspore_federated.clock import time_string
 from mindspore_federated.state import scripts
-from mindspore_federated.state.base import (ClusterState, CountResult, NodeInfo, Outcome, Snapshot, StartResult,
-                                            Subscription, UpdateResult, config_ttl, rank_of)
-from mindspore_federated.state.keys import (HEARTBEAT_TTL_S, ITER_EXTRA_S, OLD_ITERATION_TTL_S, REG_LOCK_TTL_S,
-                                            SCALING_TTL_S, SUMMARY_LOCK_TTL_S, SUMMARY_TTL_S, WEEK_S,
-                                            InstanceState, Keys)
+from mindspore_federated.state.base import (
+    ClusterState,
+    CountResult,
+    NodeInfo,
+    Outcome,
+    Snapshot,
+    StartResult,
+    Subscription,
+    UpdateResult,
+    config_ttl,
+    rank_of,
+)
+from mindspore_federated.state.keys import (
+    HEARTBEAT_TTL_S,
+    ITER_EXTRA_S,
+    OLD_ITERATION_TTL_S,
+    REG_LOCK_TTL_S,
+    SCALING_TTL_S,
+    SUMMARY_LOCK_TTL_S,
+    SUMMARY_TTL_S,
+    WEEK_S,
+    InstanceState,
+    Keys,
+)
 
 # Lua reply codes (state/scripts.py) -> outcomes: the common ones, then each round's own.
 _COMMON = {-1: Outcome.STATUS_LOST, -2: Outcome.ITERATION_CHANGED, -3: Outcome.NOT_RUNNING}

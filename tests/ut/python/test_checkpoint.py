@@ -15,8 +15,8 @@ import time
 import numpy as np
 import pytest
 
-from mindspore_federated.checkpoint import ckpt_format as ckpt
 from mindspore_federated.checkpoint import RecoveryCheckpoints, load_checkpoint, save_checkpoint
+from mindspore_federated.checkpoint import ckpt_format as ckpt
 
 LENET_SHAPES = {
     "conv1.weight": (6, 1, 5, 5), "conv1.bias": (6,), "conv2.weight": (16, 6, 5, 5), "conv2.bias": (16,),

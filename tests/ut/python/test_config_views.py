@@ -50,7 +50,7 @@ def test_sections_are_typed_read_only_dataclasses():
     with pytest.raises(dataclasses.FrozenInstanceError):
         section.start_fl_job_threshold = 1
     with pytest.raises(AttributeError):
-        cfg.nonexistent_section
+        _ = cfg.nonexistent_section
     with pytest.raises(AttributeError, match="immutable"):
         cfg.round = None
     assert {"round", "client", "encrypt", "fl_iteration_num"} <= set(dir(cfg))

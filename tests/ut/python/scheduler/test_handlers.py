@@ -7,7 +7,7 @@ from aiohttp import test_utils
 
 from mindspore_federated import errors
 from mindspore_federated.config import load_config_dict
-from mindspore_federated.scheduler import handlers, texts
+from mindspore_federated.scheduler import handlers
 from mindspore_federated.scheduler.role import Scheduler
 from mindspore_federated.scheduler.validation import ApiError
 from mindspore_federated.state.keys import InstanceState
@@ -103,13 +103,13 @@ def test_new_instance(fl_name):
 def test_scale_in_until_the_node_left(fl_name):
     async def scenario():
         state, ctx, inst = await cluster(fl_name, servers=3)
-        with pytest.raises(ApiError, match=texts.NODE_ILLEGAL.format(node_id="nx")):
+        with pytest.raises(ApiError, match=errors.SCHED_NODE_ILLEGAL.format(node_id="nx")):
             await handlers.scale_in(ctx, {"node_ids": ["nx"]})
-        with pytest.raises(ApiError, match=texts.SCALE_IN_ALL):
+        with pytest.raises(ApiError, match=errors.SCHED_SCALE_IN_ALL):
             await handlers.scale_in(ctx, {"node_ids": ["n0", "n1", "n2"]})
-        assert (await handlers.scale_in(ctx, {"node_ids": ["n2"]}))["message"] == texts.SCALE_IN_OK
+        assert (await handlers.scale_in(ctx, {"node_ids": ["n2"]}))["message"] == errors.SCHED_SCALE_IN_OK
         assert await state.scale_in_requested("n2")
-        with pytest.raises(ApiError, match=texts.NOT_READY):
+        with pytest.raises(ApiError, match=errors.SCHED_NOT_READY):
             await handlers.scale_out(ctx, {"server_num": 1, "worker_num": 0})
         assert (await handlers.cluster_state(ctx))["cluster_state"] == "CLUSTER_SCALE_IN"
         await state.leave_scale_in("n2")
@@ -123,7 +123,7 @@ def test_scale_out_until_the_servers_joined(fl_name):
     async def scenario():
         state, ctx, inst = await cluster(fl_name, servers=1)
         body = await handlers.scale_out(ctx, {"server_num": 1, "worker_num": 0})
-        assert body["message"] == texts.SCALE_OUT_OK
+        assert body["message"] == errors.SCHED_SCALE_OUT_OK
         assert (await handlers.cluster_state(ctx))["cluster_state"] == "CLUSTER_SCALE_OUT"
         await state.heartbeat(inst, "n9", "127.0.0.1:4009", "{}")
         assert (await handlers.cluster_state(ctx))["cluster_state"] == "CLUSTER_READY"
@@ -144,7 +144,7 @@ def test_rest_app_and_lifecycle_on_memory_state(fl_name):
                 assert resp.status == 200 and (await resp.json())["code"] == "0"
                 resp = await http.post("/scaleout", data=b"[1]")
                 assert resp.status == 400 and (await resp.json())["error_message"] == \
-                    errors.SCHED_BAD_JSON.format(detail=texts.NOT_OBJECT)
+                    errors.SCHED_BAD_JSON.format(detail=errors.SCHED_NOT_OBJECT)
                 resp = await http.post("/scalein", data=b"")
                 assert (await resp.json())["error_message"] == errors.SCHED_POST_SIZE
         finally:

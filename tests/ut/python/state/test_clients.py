@@ -9,8 +9,13 @@ from redis.exceptions import AuthenticationError, RedisError
 from mindspore_federated.config import load_config_dict
 from mindspore_federated.errors import ConfigError
 from mindspore_federated.state import pipelined
-from mindspore_federated.state.clients import (PIPELINED_TLS, RedisSettings, make_client, make_pipelined,
-                                               settings_of)
+from mindspore_federated.state.clients import (
+    PIPELINED_TLS,
+    RedisSettings,
+    make_client,
+    make_pipelined,
+    settings_of,
+)
 
 
 def config(address, enable_ssl=False, **cache):

@@ -11,8 +11,8 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mindspore_federated.state import pipelined
-from mindspore_federated.state.pipelined import PipelinedRedis, pack_command
 from mindspore_federated.state.clients import make_client
+from mindspore_federated.state.pipelined import PipelinedRedis, pack_command
 from tests.utils.wait import BUSY_SLACK_S
 
 pytestmark = pytest.mark.skipif(not pipelined.HAVE_HIREDIS, reason="hiredis not installed")

@@ -7,9 +7,9 @@ import socket
 
 import redis
 
-from mindspore_federated.state.keys import HEARTBEAT_TTL_S, REG_LOCK_TTL_S, Keys
-from mindspore_federated.state.clients import make_client
 from mindspore_federated.clock import time_string
+from mindspore_federated.state.clients import make_client
+from mindspore_federated.state.keys import HEARTBEAT_TTL_S, REG_LOCK_TTL_S, Keys
 from mindspore_federated.state.redis_state import RedisClusterState
 from tests.utils.cluster import write_yaml
 from tests.utils.multi import ENTRY
