@@ -247,7 +247,7 @@ def test_module_does_not_import_mindspore():
             "import tempfile, os; d = tempfile.mkdtemp(); p = os.path.join(d, 'x.ckpt'); "
             "c.save_checkpoint(p, {'a': np.ones(2, np.float32)}); c.load_checkpoint(p); "
             "assert 'mindspore' not in sys.modules and 'google.protobuf' not in sys.modules; print('ok')")
-    repo = pathlib.Path(__file__).resolve().parents[3]
+    repo = pathlib.Path(__file__).resolve().parents[4]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=repo)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 

@@ -12,7 +12,7 @@ from mindspore_federated import errors
 from mindspore_federated.config import load_config, load_config_dict
 from mindspore_federated.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 EXAMPLE = REPO / "example" / "default_yaml_config.yaml"
 P = "<dict>"
 
