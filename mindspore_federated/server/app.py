@@ -109,18 +109,18 @@ class ServerApp:
                     raise errors.FederatedError(f"{errors.START_INSTANCE}: {exc}") from None
                 await asyncio.sleep(0.2)
 
-    async def _meet_peers(self, node, state):
+    async def _meet_peers(self, ctx, state):
         """Pings every listed server (waiting out dead ones until their heartbeat expires), then adopts the
         cluster's current model from a live peer."""
         deadline = time.monotonic() + PEER_WAIT_S
         while True:
-            listed = await state.live_servers(node.inst)
-            peers = [n for n in sorted(listed) if n != node.node_id]
-            results = [await node.peers.ping(listed[n]) for n in peers]
+            listed = await state.live_servers(ctx.inst)
+            peers = [n for n in sorted(listed) if n != ctx.node_id]
+            results = [await ctx.peers.ping(listed[n]) for n in peers]
             for peer, result in zip(peers, results):
                 if result == "refused":  # nothing listens there any more: the server is dead
                     logger.info("listed server %s is gone: removing it", peer)
-                    await state.drop_server(node.inst, peer)
+                    await state.drop_server(ctx.inst, peer)
             live = [listed[n] for n, r in zip(peers, results) if r == "ok"]
             if all(r != "timeout" for r in results):
                 break
@@ -128,15 +128,15 @@ class ServerApp:
                 raise errors.FederatedError(errors.START_PEERS)
             await asyncio.sleep(0.5)
         if live:
-            model = await node.peers.fetch_model(live, node.iteration - 1, node.inst)
-            if model is not None and node.spec.accepts(model.weights):
-                node.store.put(node.iteration - 1, model)
-                logger.info("adopted the model of iteration %s from a peer", node.iteration - 1)
-        if node.store.get(node.iteration - 1) is None:  # started without a feature map, no peer had it
-            model = await self._recovery_model(node.spec)
+            model = await ctx.peers.fetch_model(live, ctx.iteration - 1, ctx.inst)
+            if model is not None and ctx.spec.accepts(model.weights):
+                ctx.store.put(ctx.iteration - 1, model)
+                logger.info("adopted the model of iteration %s from a peer", ctx.iteration - 1)
+        if ctx.store.get(ctx.iteration - 1) is None:  # started without a feature map, no peer had it
+            model = await self._recovery_model(ctx.spec)
             if model is None:
                 raise errors.FederatedError(errors.START_EMPTY_MODEL)
-            node.store.put(node.iteration - 1, model)
+            ctx.store.put(ctx.iteration - 1, model)
 
     async def _model_spec(self, state):
         """The model's spec: from the feature map, or (started without one) the cluster's declaration."""
@@ -189,22 +189,22 @@ class ServerApp:
             node = self.node = ServerNode(self.cfg, state, spec, initial, self.http_address, self._peers,
                                           self, self.node_id)
             self._peers.serve(node)
-            set_node(node.node_id)
+            set_node(node.ctx.node_id)
             node.on_scale_in = self.request_stop
             try:
                 await node.join(self.cfg.hyper_params())
             except RedisError as exc:
                 raise errors.FederatedError(f"{errors.START_INSTANCE}: {exc}") from None
-            check_hyper_params(node.hp, self.cfg.fl_name)  # the cluster's settings win over the YAML's
-            if not await state.acquire_reg_lock(node.inst, node.node_id, REG_LOCK_DEADLINE_S):
+            check_hyper_params(node.ctx.hp, self.cfg.fl_name)  # the cluster's settings win over the YAML's
+            if not await state.acquire_reg_lock(node.ctx.inst, node.ctx.node_id, REG_LOCK_DEADLINE_S):
                 raise errors.FederatedError(errors.START_REG_LOCK)
             try:
-                await self._meet_peers(node, state)
+                await self._meet_peers(node.ctx, state)
                 http = await self._start_http(node, spec)
                 await self._register(node, state)
             finally:
-                await state.release_reg_lock(node.inst, node.node_id)
-            self._ready(node)
+                await state.release_reg_lock(node.ctx.inst, node.ctx.node_id)
+            self._ready(node.ctx)
             await self._serve(node)
         finally:
             await self._shutdown(node, http, state)
@@ -225,23 +225,24 @@ class ServerApp:
     async def _register(self, node, state):
         from mindspore_federated.tools.proc_registry import registration
 
-        node.rank = await state.assign_rank(node.inst, node.node_id)
-        info = registration("SERVER", http=self.http_address, tcp=node.tcp_address, rank=node.rank)
+        ctx = node.ctx
+        ctx.rank = await state.assign_rank(ctx.inst, ctx.node_id)
+        info = registration("SERVER", http=self.http_address, tcp=ctx.tcp_address, rank=ctx.rank)
         await node.register(info)
-        await state.register_process(node.node_id, info)
+        await state.register_process(ctx.node_id, info)
         if self.recovery is not None:
-            self.recovery.save({"node_id": node.node_id, "rank": node.rank, "fl_name": self.cfg.fl_name,
-                                "http": self.http_address, "instance": node.inst, "iteration": node.iteration})
+            self.recovery.save({"node_id": ctx.node_id, "rank": ctx.rank, "fl_name": self.cfg.fl_name,
+                                "http": self.http_address, "instance": ctx.inst, "iteration": ctx.iteration})
 
-    def _ready(self, node):
+    def _ready(self, ctx):
         ensure_file(self.cfg.summary.failure_event_file)  # the reference creates it (and its folder) at start
         # What start-up allocated (modules, the model, cached replies) lives as long as the server: keep it
         # out of every later garbage collection, which then only scans per-request objects.
         gc.collect()
         gc.freeze()
-        print(f"READY server http={self.http_address} tcp={node.tcp_address} node={node.node_id}", flush=True)
-        logger.info("server started: fl_name=%s instance=%s iteration=%s", self.cfg.fl_name, node.inst,
-                    node.iteration)
+        print(f"READY server http={self.http_address} tcp={ctx.tcp_address} node={ctx.node_id}", flush=True)
+        logger.info("server started: fl_name=%s instance=%s iteration=%s", self.cfg.fl_name, ctx.inst,
+                    ctx.iteration)
         if self.callback is not None:
             self.callback.after_started()
 
@@ -252,9 +253,9 @@ class ServerApp:
         for loop_coro in (node.sync_loop(), node.event_loop(), self._rate_loop()):
             node.spawn(loop_coro)
         await self._stop.wait()
-        node.leaving = True
+        node.ctx.leaving = True
         deadline = time.monotonic() + DRAIN_DEADLINE_S  # in-flight requests and a due aggregation share it
-        while node.inflight and time.monotonic() < deadline:
+        while node.ctx.inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         try:
             await node.drain(max(AGGREGATION_DRAIN_MIN_S, deadline - time.monotonic()))
@@ -263,13 +264,13 @@ class ServerApp:
 
     async def _shutdown(self, node, http, state):
         if node is not None:
-            node.leaving = True
+            node.ctx.leaving = True
             # nothing may re-register this server after this point; summaries in progress may finish
-            await node.stop_tasks(HOOK_DRAIN_S if node.cache_ok else 0.0)
-        if node is not None and node.inst is not None:
+            await node.stop_tasks(HOOK_DRAIN_S if node.ctx.cache_ok else 0.0)
+        if node is not None and node.ctx.inst is not None:
             try:
-                await asyncio.wait_for(node.state.deregister(node.inst, node.node_id), 2.0)
-                await asyncio.wait_for(node.state.leave_scale_in(node.node_id), 2.0)
+                await asyncio.wait_for(node.ctx.state.deregister(node.ctx.inst, node.ctx.node_id), 2.0)
+                await asyncio.wait_for(node.ctx.state.leave_scale_in(node.ctx.node_id), 2.0)
             except (RedisError, OSError, asyncio.TimeoutError) as exc:
                 logger.warning("deregistration failed: %s", exc)
         if self.callback is not None and node is not None:
@@ -286,11 +287,11 @@ class ServerApp:
             await self._peers.close()
         await state.aclose()
 
-    # ---- hooks called by the node ------------------------------------------------------------------
-    async def iteration_finished(self, node, iteration, stats, success, reason):
-        inst = node.inst
+    # ---- hooks called by the engine ----------------------------------------------------------------
+    async def iteration_finished(self, ctx, iteration, stats, success, reason):
+        inst = ctx.inst
         try:
-            await node.state.put_summary(inst, iteration, node.node_id, stats.to_dict())
+            await ctx.state.put_summary(inst, iteration, ctx.node_id, stats.to_dict())
             # Every server counts every iteration's result, so the counters agree across the cluster; each one
             # resets at the limit, and only the server that writes this iteration's summary writes the event.
             self._failures = 0 if success else self._failures + 1
@@ -298,50 +299,50 @@ class ServerApp:
             failure_event = self._failures >= limit
             if failure_event:
                 self._failures = 0
-            if node.leaving and set(await node.state.live_servers(inst)) - {node.node_id}:
+            if ctx.leaving and set(await ctx.state.live_servers(inst)) - {ctx.node_id}:
                 return  # a staying server writes the metrics line (this one may be gone before it is done)
-            if not await node.state.take_summary_lock(inst, iteration, node.node_id):
+            if not await ctx.state.take_summary_lock(inst, iteration, ctx.node_id):
                 return
-            summaries = await self._collect_summaries(node, inst, iteration)
+            summaries = await self._collect_summaries(ctx, inst, iteration)
             total = IterationStats.total(summaries.values())
             line = metrics_line(total, fl_name=self.cfg.fl_name, instance=inst,
-                                status_name=METRICS_STATE_NAMES.get(node.running_state, "running"),
-                                fl_iteration_num=node.fl_iteration_num, iteration=iteration, success=success,
+                                status_name=METRICS_STATE_NAMES.get(ctx.running_state, "running"),
+                                fl_iteration_num=ctx.fl_iteration_num, iteration=iteration, success=success,
                                 end_ms=time.time() * 1000, hybrid=self.cfg.server_mode == "HYBRID_TRAINING")
             append_json_line(self.cfg.summary.metrics_file, line)
             if failure_event:
-                append_failure_event(self.cfg.summary.failure_event_file, node.tcp_address, limit)
-            await self._checkpoint_and_callback(node, inst, iteration, success, reason)
-            await node.state.release_summary_lock(inst, iteration)
+                append_failure_event(self.cfg.summary.failure_event_file, ctx.tcp_address, limit)
+            await self._checkpoint_and_callback(ctx, inst, iteration, success, reason)
+            await ctx.state.release_summary_lock(inst, iteration)
         except RedisError as exc:
             logger.warning("summary of iteration %s failed: %s", iteration, exc)
 
-    async def _collect_summaries(self, node, inst, iteration):
+    async def _collect_summaries(self, ctx, inst, iteration):
         deadline = time.monotonic() + SUMMARY_WAIT_S
-        live = set(await node.state.live_servers(inst))
+        live = set(await ctx.state.live_servers(inst))
         while True:
-            summaries = await node.state.summaries(inst, iteration)
+            summaries = await ctx.state.summaries(inst, iteration)
             if live <= set(summaries) or time.monotonic() > deadline:
                 return summaries
             await asyncio.sleep(0.05)
 
-    async def _checkpoint_and_callback(self, node, inst, iteration, success, reason):
-        model = node.store.get(iteration)
+    async def _checkpoint_and_callback(self, ctx, inst, iteration, success, reason):
+        model = ctx.store.get(iteration)
         loop = asyncio.get_running_loop()
         path = ""
         if model is not None and self.checkpoint_dir and os.path.isdir(self.checkpoint_dir):
             from mindspore_federated.checkpoint import RecoveryCheckpoints
 
             saver = RecoveryCheckpoints(self.checkpoint_dir, self.cfg.fl_name)
-            path = await loop.run_in_executor(None, saver.save, iteration, model.shaped(node.spec))
+            path = await loop.run_in_executor(None, saver.save, iteration, model.shaped(ctx.spec))
         if self.callback is not None:
             from mindspore_federated.startup.callback import CallbackContext
             from mindspore_federated.startup.feature_map import FeatureMap
 
             fm = FeatureMap()
             if model is not None:
-                for name, arr in model.shaped(node.spec).items():
-                    fm.add_feature(name, arr, node.spec.require_aggr[name])
+                for name, arr in model.shaped(ctx.spec).items():
+                    fm.add_feature(name, arr, ctx.spec.require_aggr[name])
             ctx = CallbackContext(fm, path, self.cfg.fl_name, inst, iteration, success, reason)
             await loop.run_in_executor(None, self._safe_callback, ctx)
 
@@ -370,7 +371,7 @@ class ServerApp:
         if not directory or not self._rate or self.node is None:
             return
         rates, self._rate = self._rate, {}
-        name = f"{time.strftime('%Y-%m-%d')}_flow_server{self.node.tcp_address}.json"
+        name = f"{time.strftime('%Y-%m-%d')}_flow_server{self.node.ctx.tcp_address}.json"
         path = name if directory == "." else os.path.join(directory, name)
         for second in sorted(rates):
             received, sent = rates[second]

@@ -8,28 +8,12 @@ from redis.exceptions import RedisError
 
 from mindspore_federated import _core, errors
 from mindspore_federated.log import get_logger
-from mindspore_federated.server import replies
-from mindspore_federated.server.replies import REQUEST_ERROR
-from mindspore_federated.server.rounds import Rounds, Unavailable
+from mindspore_federated.server import round_table
+from mindspore_federated.server.engine.gate import Unavailable
 
 logger = get_logger(__name__)
 
-# round name -> (request table, Rounds method, is coroutine, reply for a body that fails verification);
-# table None: the round verifies the body itself (one C++ pass) and returns None when it is invalid.
-ROUNDS = {
-    "startFLJob": ("RequestFLJob", "start_fl_job", True,
-                   lambda n: replies.fl_job(REQUEST_ERROR, errors.FLJOB_SCHEMA, n.iteration, n.next_req_time())),
-    "updateModel": (None, "update_model", True,
-                    lambda n: replies.update_model(REQUEST_ERROR, errors.UPDATE_SCHEMA, n.next_req_time())),
-    "getModel": ("RequestGetModel", "get_model", False,
-                 lambda n: replies.get_model(REQUEST_ERROR, errors.GETMODEL_SCHEMA, n.iteration)),
-    "pullWeight": ("RequestPullWeight", "pull_weight", False,
-                   lambda n: replies.pull_weight(REQUEST_ERROR, errors.PULL_SCHEMA, n.iteration)),
-    "pushWeight": ("RequestPushWeight", "push_weight", True,
-                   lambda n: replies.push_weight(REQUEST_ERROR, errors.PUSH_SCHEMA, n.iteration)),
-    "pushMetrics": ("RequestPushMetrics", "push_metrics", True, lambda n: replies.push_metrics(REQUEST_ERROR)),
-}
-UPLOAD_ROUNDS = frozenset(("updateModel", "pushWeight"))
+UPLOAD_ROUNDS = round_table.UPLOAD_ROUNDS
 HEALTH_PATH = "/healthz"
 # The reference's reply to an empty, oversized or unreadable body (HTTP 500, JSON).
 ERROR_JSON = json.dumps({"error_message": errors.POST_MESSAGE_FAILED, "code": "1"}).encode()
@@ -82,71 +66,75 @@ class UploadPool:
 
 
 class DeviceApi:
-    """What every HTTP engine calls: `route(path)`, then `handle(name, body)` (bytes, or a coroutine of them)."""
+    """What every HTTP engine calls: `route(path)`, then `handle(name, body)` (bytes, or a coroutine of them).
+
+    Routes, verification and handlers come from the round table (server/round_table.py)."""
 
     def __init__(self, node, url_prefix, max_body, max_uploads):
         self.node = node
+        self.ctx = node.ctx
+        self.host = node.host
         self.max_body = max_body
         self.uploads = UploadPool(max_uploads)
-        self._rounds = Rounds(node)
         prefix = url_prefix if url_prefix else "/"
-        self.routes = {prefix + name: name for name in ROUNDS}
-        self._methods = {name: getattr(self._rounds, spec[1]) for name, spec in ROUNDS.items()}
+        self.routes = {prefix + r.name: r.name for r in round_table.ROUNDS}
+        self._rounds = round_table.BY_NAME
+        self._gate = node.gate
 
     def route(self, path):
         """Round name of a request path, or None."""
         return self.routes.get(path)
 
     def health(self):
-        node = self.node
-        return json.dumps({"node_id": node.node_id, "iteration": node.iteration, "instance": node.inst,
-                           "cache_ok": node.cache_ok, "running_state": node.running_state}).encode()
+        ctx = self.ctx
+        return json.dumps({"node_id": ctx.node_id, "iteration": ctx.iteration, "instance": ctx.inst,
+                           "cache_ok": ctx.cache_ok, "running_state": ctx.running_state}).encode()
 
     def handle(self, name, body):
         """The reply to a (non-empty) body of round `name`: bytes when it is known at once (gate, verification,
         the synchronous rounds), else a coroutine that returns them. Never raises for anything a device sends."""
-        node = self.node
-        table, _, is_async, bad_reply = ROUNDS[name]
-        node.hooks.record_traffic(len(body), 0)
-        blocked = node.gate(name)
+        ctx = self.ctx
+        rnd = self._rounds[name]
+        ctx.hooks.record_traffic(len(body), 0)
+        blocked = self._gate.check(rnd.read_only)
         if blocked is not None:
             return blocked.encode()
-        if table is not None and not _core.verify(table, body):
-            node.stats.count_rejected_body(name)
-            return bad_reply(node)
-        if is_async:
-            return self._run_async(name, body)
-        node.inflight += 1
+        if rnd.verifier is not None and not _core.verify(rnd.verifier, body):
+            if rnd.total:
+                ctx.stats.count_reply(rnd.total)
+            return rnd.bad_body(self.host)
+        if rnd.is_async:
+            return self._run_async(rnd, body)
+        ctx.inflight += 1
         try:
-            return self._finish(name, self._methods[name](body))
+            return self._finish(rnd, rnd.handler(self.host, body))
         except Exception as exc:  # noqa: BLE001 - any bug must become an error reply, not a dropped connection
-            return self._finish(name, None, exc)
+            return self._finish(rnd, None, exc)
         finally:
-            node.inflight -= 1
+            ctx.inflight -= 1
 
-    async def _run_async(self, name, body):
-        node = self.node
-        node.inflight += 1
+    async def _run_async(self, rnd, body):
+        ctx = self.ctx
+        ctx.inflight += 1
         try:
-            return self._finish(name, await self._methods[name](body))
+            return self._finish(rnd, await rnd.handler(self.host, body))
         except Exception as exc:  # noqa: BLE001 - as above
-            return self._finish(name, None, exc)
+            return self._finish(rnd, None, exc)
         finally:
-            node.inflight -= 1
+            ctx.inflight -= 1
 
-    def _finish(self, name, reply, exc=None):
+    def _finish(self, rnd, reply, exc=None):
         """Maps a round's result (or exception) to the reply bytes and counts them."""
-        node = self.node
         if exc is None:
-            reply = reply if reply is not None else ROUNDS[name][3](node)
+            reply = reply if reply is not None else rnd.bad_body(self.host)
         elif isinstance(exc, Unavailable):
             reply = str(exc).encode()
         elif isinstance(exc, RedisError):
-            logger.warning("%s: distributed cache error: %s", name, exc)
-            node.cache_failed(exc)
+            logger.warning("%s: distributed cache error: %s", rnd.name, exc)
+            self.node.cache_failed(exc)
             reply = errors.JOB_DISABLED.encode()
         else:
-            logger.error("%s failed", name, exc_info=exc)
+            logger.error("%s failed", rnd.name, exc_info=exc)
             reply = errors.INNER_ERROR.encode()
-        node.hooks.record_traffic(0, len(reply))
+        self.ctx.hooks.record_traffic(0, len(reply))
         return reply

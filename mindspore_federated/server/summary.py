@@ -29,12 +29,9 @@ class IterationStats:
     pushed_loss: float = float("nan")
     pushed_accuracy: float = float("nan")
 
-    def count_rejected_body(self, round_name):
-        """A body of `round_name` that failed verification: it counts in the round's total (spec §8.2)."""
-        if round_name == "startFLJob":
-            self.start_total += 1
-        elif round_name == "getModel":
-            self.get_total += 1
+    def count_reply(self, counter):
+        """One more reply in `counter` (e.g. "start_total" for a rejected startFLJob body, spec §8.2)."""
+        setattr(self, counter, getattr(self, counter) + 1)
 
     def record_update(self, data_size, eval_size, loss, accuracy, cost_ms, levels_ms):
         self.loss_sum += float(loss) * data_size

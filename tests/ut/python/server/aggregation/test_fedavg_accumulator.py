@@ -3,7 +3,7 @@ import asyncio
 
 import numpy as np
 
-from mindspore_federated.server.aggregator import INLINE_ELEMENTS, FedAvgAccumulator
+from mindspore_federated.server.aggregation.fedavg import INLINE_ELEMENTS, FedAvgAccumulator
 from mindspore_federated.server.model import Model, ModelSpec
 
 

@@ -1,0 +1,91 @@
+"""Every device round in one table: its window and threshold rule, verifier, handler and reply counting.
+
+A new round (exchangeKeys, getKeys, shareSecrets, ...) is one more row; device_api.py routes from here."""
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple, Optional
+
+from mindspore_federated import errors
+from mindspore_federated.server import hybrid_rounds, replies, rounds
+from mindspore_federated.server.engine.windows import Window
+from mindspore_federated.server.replies import REQUEST_ERROR
+
+
+class RoundHost(NamedTuple):
+    """What a round handler may use: the engine's view, the cluster state and the engine parts it drives."""
+
+    ctx: object         # engine.context.EngineContext
+    state: object       # the cluster state (state.server_state.ServerState)
+    windows: object     # engine.windows.RoundWindows
+    lifecycle: object   # engine.iteration.IterationLifecycle
+    gate: object        # engine.gate.Gate
+
+
+@dataclass(frozen=True)
+class DeviceRound:
+    """One device round.
+
+    handler:   (RoundHost, body) -> reply bytes, or None for "invalid body" (may be a coroutine function)
+    verifier:  the flatbuffers table the C++ verifier checks before the handler (None: the handler does)
+    bad_body:  (RoundHost) -> the reply to a body that fails verification
+    window:    the round's time window and threshold rule (None: the round has no window of its own)
+    total:     the IterationStats counter of the round's replies, which a rejected body counts in too
+    read_only: still served in safe mode and while the server stops
+    upload:    the body is a model upload (admitted through the upload pool)
+    """
+
+    name: str
+    handler: Callable
+    verifier: Optional[str]
+    bad_body: Callable
+    window: Optional[Window] = None
+    total: Optional[str] = None
+    read_only: bool = False
+    upload: bool = False
+    is_async: bool = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "is_async", inspect.iscoroutinefunction(self.handler))
+
+
+def _bad_fl_job(host):
+    ctx, windows = host.ctx, host.windows
+    return replies.fl_job(REQUEST_ERROR, errors.FLJOB_SCHEMA, ctx.iteration, windows.next_req_time())
+
+
+def _bad_update(host):
+    return replies.update_model(REQUEST_ERROR, errors.UPDATE_SCHEMA, host.windows.next_req_time())
+
+
+def _bad_get_model(host):
+    return replies.get_model(REQUEST_ERROR, errors.GETMODEL_SCHEMA, host.ctx.iteration)
+
+
+def _bad_pull(host):
+    return replies.pull_weight(REQUEST_ERROR, errors.PULL_SCHEMA, host.ctx.iteration)
+
+
+def _bad_push(host):
+    return replies.push_weight(REQUEST_ERROR, errors.PUSH_SCHEMA, host.ctx.iteration)
+
+
+def _bad_metrics(host):
+    return replies.push_metrics(REQUEST_ERROR)
+
+
+ROUNDS = (
+    DeviceRound("startFLJob", rounds.start_fl_job, "RequestFLJob", _bad_fl_job,
+                Window("startFLJob", "start_fl_job_time_window", "field:startFLJob", "threshold_start",
+                       opens_iteration=True), total="start_total"),
+    DeviceRound("updateModel", rounds.update_model, None, _bad_update,
+                Window("updateModel", "update_model_time_window", "sum", "threshold_update"),
+                total="update_total", upload=True),
+    DeviceRound("getModel", rounds.get_model, "RequestGetModel", _bad_get_model, total="get_total",
+                read_only=True),
+    DeviceRound("pullWeight", hybrid_rounds.pull_weight, "RequestPullWeight", _bad_pull),
+    DeviceRound("pushWeight", hybrid_rounds.push_weight, "RequestPushWeight", _bad_push, upload=True),
+    DeviceRound("pushMetrics", hybrid_rounds.push_metrics, "RequestPushMetrics", _bad_metrics),
+)
+BY_NAME = {r.name: r for r in ROUNDS}
+WINDOWS = tuple(r.window for r in ROUNDS if r.window is not None)
+UPLOAD_ROUNDS = frozenset(r.name for r in ROUNDS if r.upload)
