@@ -4,9 +4,9 @@ Each handler takes the RoundHost (server/round_table.py) and the body, and retur
 import math
 
 from mindspore_federated import errors
+from mindspore_federated.schema.fbs import RequestPullWeight, RequestPushMetrics, RequestPushWeight
 from mindspore_federated.server import replies
 from mindspore_federated.server.replies import REQUEST_ERROR, SUC_NOT_READY, SUCCEED
-from mindspore_federated.schema.fbs import RequestPullWeight, RequestPushMetrics, RequestPushWeight
 
 
 def _str(value):

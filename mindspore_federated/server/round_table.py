@@ -2,8 +2,9 @@
 
 A new round (exchangeKeys, getKeys, shareSecrets, ...) is one more row; device_api.py routes from here."""
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 from mindspore_federated import errors
 from mindspore_federated.server import hybrid_rounds, replies, rounds

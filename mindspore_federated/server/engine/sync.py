@@ -3,7 +3,8 @@ import asyncio
 import json
 import time
 
-from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from mindspore_federated import errors
 from mindspore_federated.log import get_logger

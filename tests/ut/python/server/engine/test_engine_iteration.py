@@ -11,8 +11,15 @@ from mindspore_federated.clock import now_ms
 from mindspore_federated.server.aggregation.pipeline import Stage
 from mindspore_federated.server.node import ServerNode
 from mindspore_federated.state.base import Outcome
-from tests.utils.engine import (RecordingHooks, engine_config, memory_state, peers_for, redis_state, small_model,
-                                small_spec)
+from tests.utils.engine import (
+    RecordingHooks,
+    engine_config,
+    memory_state,
+    peers_for,
+    redis_state,
+    small_model,
+    small_spec,
+)
 
 
 @pytest.fixture(params=["memory", "redis"])

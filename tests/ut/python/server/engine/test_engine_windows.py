@@ -2,8 +2,8 @@
 import asyncio
 
 from mindspore_federated import errors
-from mindspore_federated.server.engine.context import EngineContext
 from mindspore_federated.clock import now_ms
+from mindspore_federated.server.engine.context import EngineContext
 from mindspore_federated.server.engine.windows import GLOBAL, RoundWindows, Window
 from mindspore_federated.server.round_table import WINDOWS
 from tests.utils.engine import RecordingHooks, engine_config, peers_for, small_spec
