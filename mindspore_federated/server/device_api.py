@@ -9,7 +9,6 @@ from redis.exceptions import RedisError
 from mindspore_federated import _core, errors
 from mindspore_federated.log import get_logger
 from mindspore_federated.server import round_table
-from mindspore_federated.server.engine.gate import Unavailable
 
 logger = get_logger(__name__)
 
@@ -127,7 +126,7 @@ class DeviceApi:
         """Maps a round's result (or exception) to the reply bytes and counts them."""
         if exc is None:
             reply = reply if reply is not None else rnd.bad_body(self.host)
-        elif isinstance(exc, Unavailable):
+        elif isinstance(exc, errors.Unavailable):
             reply = str(exc).encode()
         elif isinstance(exc, RedisError):
             logger.warning("%s: distributed cache error: %s", rnd.name, exc)

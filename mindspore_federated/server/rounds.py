@@ -8,9 +8,9 @@ import numpy as np
 
 from mindspore_federated import _core, errors
 from mindspore_federated.clock import now_ms
+from mindspore_federated.errors import Unavailable
 from mindspore_federated.schema.fbs import RequestFLJob, RequestGetModel
 from mindspore_federated.server import replies
-from mindspore_federated.server.engine.gate import Unavailable
 from mindspore_federated.server.replies import OUT_OF_TIME, REQUEST_ERROR, SUC_NOT_READY, SUCCEED
 from mindspore_federated.state.base import Outcome
 

@@ -1,11 +1,8 @@
 """The availability gate: whether a round may be served now, and the plain-text reply when it may not."""
 from mindspore_federated import errors
+from mindspore_federated.errors import Unavailable
 from mindspore_federated.state.base import Outcome
 from mindspore_federated.state.keys import InstanceState
-
-
-class Unavailable(Exception):
-    """The request cannot be served now; the plain-text reply is the message."""
 
 
 class Gate:

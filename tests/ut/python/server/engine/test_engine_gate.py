@@ -4,8 +4,9 @@ import asyncio
 import pytest
 
 from mindspore_federated import errors
+from mindspore_federated.errors import Unavailable
 from mindspore_federated.server.engine.context import EngineContext
-from mindspore_federated.server.engine.gate import Gate, Unavailable
+from mindspore_federated.server.engine.gate import Gate
 from mindspore_federated.state.base import CountResult, Outcome
 from mindspore_federated.state.keys import InstanceState
 from tests.utils.engine import RecordingHooks, engine_config, peers_for, small_spec
