@@ -163,13 +163,13 @@ def test_launch_scripts_and_finish_cloud(tmp_path, redis_server, fl_name):
         out = subprocess.run([sys.executable, os.path.join(EXAMPLE, "run_sched.py"), "--yaml_config", yaml_path,
                               "--scheduler_manage_address", f"127.0.0.1:{sched_port}"], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=60)
+        pids += [int(x) for x in re.findall(r"pid=(\d+)", out.stdout)]  # before asserting: always stopped
         assert out.returncode == 0, out.stdout + out.stderr
-        pids += [int(x) for x in re.findall(r"pid=(\d+)", out.stdout)]
         out = subprocess.run([sys.executable, os.path.join(EXAMPLE, "run_server.py"), "--yaml_config", yaml_path,
                               "--local_server_num", "2", "--http_server_address", f"127.0.0.1:{http_port}"],
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        pids += [int(x) for x in re.findall(r"pid=(\d+)", out.stdout)]  # before asserting: always stopped
         assert out.returncode == 0, out.stdout + out.stderr
-        pids += [int(x) for x in re.findall(r"pid=(\d+)", out.stdout)]
         assert out.stdout.count("Server started successfully.") == 2
         assert (tmp_path / "logs" / f"server_{http_port + 1}" / "server.log").exists()
         assert len(call(f"127.0.0.1:{sched_port}", "state")[1]["nodes"]) == 2
