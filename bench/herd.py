@@ -326,9 +326,11 @@ class HerdClients:
                 parent.send({"cmd": "stop"})
             except OSError:
                 pass
+        deadline = time.monotonic() + 5.0
         for proc, _ in self._workers:
-            proc.join(10)
-            if proc.is_alive():
+            proc.join(max(0.1, deadline - time.monotonic()))
+        for proc, _ in self._workers:
+            if proc.is_alive():  # still running devices (e.g. interrupted): by PID, not by name
                 proc.kill()
                 proc.join(5)
 

@@ -82,6 +82,7 @@ class _Connection(asyncio.Protocol):
         self.flush_handle = None
         self.watchdog = None
         self.dead = False
+        self.replied = False  # a reply arrived since the watchdog last looked
         self.closed = loop.create_future()
 
     # ---- asyncio.Protocol ---------------------------------------------------------------------
@@ -91,6 +92,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data):
         reader = self.reader
         reader.feed(data)
+        self.replied = True
         pending = self.pending
         while True:
             try:
@@ -133,6 +135,7 @@ class _Connection(asyncio.Protocol):
         self.wbuf.append(data)
         self.pending.append((fut, self.batch_time))
         if self.watchdog is None:
+            self.replied = False
             self.watchdog = self.loop.call_at(self.batch_time + self.timeout, self._check_deadline)
         return fut
 
@@ -144,15 +147,22 @@ class _Connection(asyncio.Protocol):
             self.transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
 
     def _check_deadline(self):
+        """Fails the connection when the oldest call is older than `timeout` and Redis sent nothing since the
+        previous look: a busy event loop (replies waiting to be read) or a long queue of commands Redis is
+        working through is progress, not a dead connection."""
         self.watchdog = None
         if not self.pending or self.dead:
             return
         oldest = self.pending[0][1]
         now = self.loop.time()
-        if now - oldest >= self.timeout:
-            self._fail(RedisTimeoutError(f"Timeout reading from Redis (no reply within {self.timeout} s)"))
-        else:
+        if now - oldest < self.timeout:
+            self.replied = False
             self.watchdog = self.loop.call_at(oldest + self.timeout, self._check_deadline)
+        elif self.replied:
+            self.replied = False
+            self.watchdog = self.loop.call_at(now + self.timeout, self._check_deadline)
+        else:
+            self._fail(RedisTimeoutError(f"Timeout reading from Redis (no reply within {self.timeout} s)"))
 
     # ---- teardown -----------------------------------------------------------------------------
     def _fail(self, error):
