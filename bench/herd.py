@@ -183,7 +183,14 @@ class _Herd:
         started = time.monotonic()
         if st.first_send is None:
             st.first_send = started
-        status, payload = await conn.request("/" + round_name, body, self.http_timeout)
+        try:
+            status, payload = await conn.request("/" + round_name, body, self.http_timeout)
+        except TimeoutError:
+            st.kinds[(round_name, "no reply within the HTTP timeout")] += 1
+            raise _Closed(f"{round_name}: no reply within {self.http_timeout:.0f} s") from None
+        except _Closed as exc:
+            st.kinds[(round_name, "connection lost")] += 1
+            raise _Closed(f"{round_name}: {exc}") from None
         st.latency[round_name].append(time.monotonic() - started)
         if status != 200:
             return f"http{status}", None

@@ -82,7 +82,8 @@ class _Connection(asyncio.Protocol):
         self.flush_handle = None
         self.watchdog = None
         self.dead = False
-        self.replied = False  # a reply arrived since the watchdog last looked
+        self.last_reply = 0.0  # loop time when Redis last sent something
+        self.suspect = False   # the watchdog saw no progress once and looks again after the next read phase
         self.closed = loop.create_future()
 
     # ---- asyncio.Protocol ---------------------------------------------------------------------
@@ -92,7 +93,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data):
         reader = self.reader
         reader.feed(data)
-        self.replied = True
+        self.last_reply = self.loop.time()
         pending = self.pending
         while True:
             try:
@@ -135,7 +136,6 @@ class _Connection(asyncio.Protocol):
         self.wbuf.append(data)
         self.pending.append((fut, self.batch_time))
         if self.watchdog is None:
-            self.replied = False
             self.watchdog = self.loop.call_at(self.batch_time + self.timeout, self._check_deadline)
         return fut
 
@@ -147,20 +147,20 @@ class _Connection(asyncio.Protocol):
             self.transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
 
     def _check_deadline(self):
-        """Fails the connection when the oldest call is older than `timeout` and Redis sent nothing since the
-        previous look: a busy event loop (replies waiting to be read) or a long queue of commands Redis is
-        working through is progress, not a dead connection."""
+        """Fails the connection when Redis sent nothing for `timeout` seconds since the oldest unanswered
+        call was queued, seen twice with one event-loop read phase between: replies a busy loop has not read
+        yet, or a long queue Redis is still working through, are progress, not a dead connection."""
         self.watchdog = None
         if not self.pending or self.dead:
             return
-        oldest = self.pending[0][1]
         now = self.loop.time()
-        if now - oldest < self.timeout:
-            self.replied = False
-            self.watchdog = self.loop.call_at(oldest + self.timeout, self._check_deadline)
-        elif self.replied:
-            self.replied = False
-            self.watchdog = self.loop.call_at(now + self.timeout, self._check_deadline)
+        since = max(self.pending[0][1], self.last_reply)
+        if now - since < self.timeout:
+            self.suspect = False
+            self.watchdog = self.loop.call_at(since + self.timeout, self._check_deadline)
+        elif not self.suspect:
+            self.suspect = True
+            self.watchdog = self.loop.call_later(0.01, self._check_deadline)
         else:
             self._fail(RedisTimeoutError(f"Timeout reading from Redis (no reply within {self.timeout} s)"))
 
