@@ -117,6 +117,8 @@ class Rounds:
         result = await node.state.update_model(node.inst, iteration, node.threshold_update, fl_id, node.node_id,
                                                req_iteration, local_error, now_ms(), count_now=inline)
         outcome = node.check_state_result(result)
+        if outcome is Outcome.DUPLICATE:  # a retry of an accepted update (its reply was lost): counted once
+            return node.cached_update_reply()
         if outcome is not Outcome.ACCEPTED:
             return self._update_reject(outcome, local_error, fl_id, req_iteration, missing)
         node.on_round_started("updateModel", None)

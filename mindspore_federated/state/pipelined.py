@@ -15,6 +15,10 @@ HAVE_HIREDIS = hiredis is not None
 _hiredis_pack = getattr(hiredis, "pack_command", None)
 
 _CRLF = b"\r\n"
+# A device's round waits this long for its Redis reply: a burst Redis (or this loop) works through slowly
+# is backpressure, well inside any round window; a dead Redis still fails the calls (and a lost connection
+# at once), while the sync loop's own, shorter timeouts put the server in safe mode.
+HOT_PATH_TIMEOUT_S = 15.0
 
 
 def _encode(arg):
@@ -204,7 +208,7 @@ class PipelinedRedis:
     oldest unanswered call is older than `timeout` (the connection is then dropped). The connection is
     opened lazily and re-opened lazily after a loss. Use from one event loop only."""
 
-    def __init__(self, address, timeout=2.0):
+    def __init__(self, address, timeout=HOT_PATH_TIMEOUT_S):
         if hiredis is None:
             raise RuntimeError("PipelinedRedis needs the hiredis package")
         self.address = address
