@@ -143,7 +143,7 @@ class _Connection(asyncio.BufferedProtocol):
     """One device connection: (admission) -> head -> (slot) -> body -> round -> reply, then the next request."""
 
     __slots__ = ("server", "api", "transport", "state", "buf", "req", "slot", "target", "pos", "last",
-                 "_slot_task", "counted", "parked")
+                 "_slot_task", "_reply_task", "counted", "parked")
 
     def __init__(self, server):
         self.server = server
@@ -157,6 +157,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.pos = 0
         self.last = time.monotonic()
         self._slot_task = None
+        self._reply_task = None        # the running round's task (a strong reference: the loop keeps weak ones)
         self.counted = False           # this connection's request counts in server.active
         self.parked = False            # waiting in server.parked for room among the active requests
 
@@ -349,7 +350,7 @@ class _Connection(asyncio.BufferedProtocol):
             self._reply(reply)  # the caller (_advance) goes on with pipelined requests
             return
         self.transport.pause_reading()  # pipelined requests wait (in self.buf and the kernel) for this reply
-        asyncio.get_running_loop().create_task(self._await_reply(reply, body))
+        self._reply_task = asyncio.get_running_loop().create_task(self._await_reply(reply, body))
 
     async def _await_reply(self, pending, body):
         try:
