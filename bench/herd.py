@@ -1,4 +1,4 @@
-"""Thundering-herd load generator: N devices arrive at once, each on its own connection, Java-SDK retry rules."""
+"""Thundering-herd load generator: N devices at once, each on its own connection, Java-SDK retry rules."""
 import asyncio
 import multiprocessing as mp
 import os
@@ -112,7 +112,9 @@ class _HttpConn(asyncio.Protocol):
 def _kind(reply):
     """What a reply was: SUCCEED, SucNotReady, safemode, or the retcode name with its reason."""
     if isinstance(reply, PlainTextReply):
-        return "safemode" if reply.is_safemode else "finished" if reply.is_finished else f"text: {reply.text[:80]}"
+        if reply.is_safemode or reply.is_finished:
+            return "safemode" if reply.is_safemode else "finished"
+        return f"text: {reply.text[:80]}"
     if reply.retcode in (ResponseCode.SUCCEED, ResponseCode.SucNotReady):
         return ResponseCode(reply.retcode).name
     try:
@@ -137,9 +139,10 @@ class _Stats:
 
     def to_dict(self):
         return {"kinds": dict(self.kinds), "admitted_bad": dict(self.admitted_bad), "latency": self.latency,
-                "accepted": self.accepted, "got_model": self.got_model, "connect_retries": self.connect_retries,
-                "failures": self.failures[:20], "n_failures": len(self.failures), "first_send": self.first_send,
-                "last_accept": self.last_accept, "last_model": self.last_model}
+                "accepted": self.accepted, "got_model": self.got_model,
+                "connect_retries": self.connect_retries, "failures": self.failures[:20],
+                "n_failures": len(self.failures), "first_send": self.first_send, "last_accept": self.last_accept,
+                "last_model": self.last_model}
 
 
 class _Herd:

@@ -1,4 +1,4 @@
-"""`./build.sh bench --herd N[,N...]`: one LeNet server, own redis, N devices at once per iteration (herd.py)."""
+"""`./build.sh bench --herd N[,N...]`: one server, its own redis, N devices at once per iteration (herd.py)."""
 import os
 import signal
 import sys
@@ -64,7 +64,7 @@ def run_herd(devices, iterations, procs, model="lenet", profile=False, keep=Fals
            "loadavg_start": loadavg(), "workdir": workdir}
     try:
         redis.start()
-        yaml_path = write_yaml(workdir, redis.address, devices, iterations)
+        yaml_path = write_yaml(workdir, redis.address, devices, iterations)  # windows of 30/30/60 minutes
         env = {"MSF_TRACEMALLOC_DIR": workdir} if profile else None
         server = (_ProfServer if profile else ServerProc)(0, workdir, yaml_path, model).start(env)
         pid = server.proc.pid
@@ -74,7 +74,7 @@ def run_herd(devices, iterations, procs, model="lenet", profile=False, keep=Fals
         snaps = []
         with HerdClients(server.url, "Lenet", procs) as clients:
             for it in range(iterations):
-                timeout = 120.0 + devices * 0.02
+                timeout = 120.0 + devices * 0.04
                 cpu0 = cpu_seconds(pid)
                 if profile and it == 0:
                     _snapshot(server, "baseline", snaps)
@@ -111,20 +111,23 @@ def _row(it, devices, r, cpu):
     lat = {k: (percentile(v, 50) * 1e3, percentile(v, 99) * 1e3) for k, v in r["latency"].items()}
     done = r["got_model"] == devices and r["accepted"] == devices
     wall = r["wall"]
-    return {"iteration": it, "done": done, "accepted": r["accepted"], "got_model": r["got_model"], "wall_s": wall,
+    return {"iteration": it, "done": done, "accepted": r["accepted"], "got_model": r["got_model"],
+            "wall_s": wall,
             "upd_per_s": r["accepted"] / wall if wall else 0.0,
             "cpu_ms_per_upd": cpu * 1e3 / r["accepted"] if r["accepted"] else float("nan"),
             "latency_ms": lat, "kinds": {f"{a} {b}": n for (a, b), n in r["kinds"].items()},
             "admitted_bad": {f"{a} {b}": n for (a, b), n in r["admitted_bad"].items()},
-            "connect_retries": r["connect_retries"], "failures": r["failures"][:10], "n_failures": r["n_failures"]}
+            "connect_retries": r["connect_retries"], "failures": r["failures"][:10],
+            "n_failures": r["n_failures"]}
 
 
 def format_row(row):
     lat = " ".join(f"{k} {row['latency_ms'][k][0]:.0f}/{row['latency_ms'][k][1]:.0f}" for k in ROUNDS)
     wall = f"{row['wall_s']:.1f} s" if row["wall_s"] else "-"
     lines = [f"  iteration {row['iteration']}: {'done' if row['done'] else 'NOT DONE'} "
-             f"accepted {row['accepted']} got model {row['got_model']} wall {wall} {row['upd_per_s']:.0f} upd/s "
-             f"CPU {row['cpu_ms_per_upd']:.2f} ms/upd; p50/p99 ms: {lat}; connect retries {row['connect_retries']}"]
+             f"accepted {row['accepted']} got model {row['got_model']} wall {wall} "
+             f"{row['upd_per_s']:.0f} upd/s CPU {row['cpu_ms_per_upd']:.2f} ms/upd; p50/p99 ms: {lat}; "
+             f"connect retries {row['connect_retries']}"]
     bad = {k: n for k, n in row["kinds"].items() if not k.endswith((" SUCCEED", " SucNotReady"))}
     for k, n in sorted(bad.items()):
         lines.append(f"    non-success reply {k}: {n}")
@@ -136,8 +139,8 @@ def format_row(row):
 
 
 def format_summary(results):
-    lines = ["", "herd: devices at once | iterations done | wall s (mean) | upd/s | CPU ms/upd | peak RSS MiB | "
-                 "admitted refused | non-success replies"]
+    lines = ["", "herd: model | devices at once | iterations done | wall s (mean) | upd/s | CPU ms/upd | "
+                 "peak RSS MiB | admitted refused | non-success replies"]
     for res in results:
         rows = res["rows"]
         if "error" in res and not rows:
@@ -148,22 +151,23 @@ def format_summary(results):
         upd = [r["upd_per_s"] for r in rows if r["wall_s"]]
         cpu = [r["cpu_ms_per_upd"] for r in rows if r["accepted"]]
         refused = sum(sum(r["admitted_bad"].values()) for r in rows)
-        other = sum(n for r in rows for k, n in r["kinds"].items() if not k.endswith((" SUCCEED", " SucNotReady")))
+        other = sum(n for r in rows for k, n in r["kinds"].items()
+                    if not k.endswith((" SUCCEED", " SucNotReady")))
         mean = (lambda v: sum(v) / len(v) if v else float("nan"))  # noqa: E731
-        lines.append(f"  {res['devices']:>6,} | {done}/{res['iterations']} | {mean(walls):7.1f} | {mean(upd):6.0f} | "
-                     f"{mean(cpu):5.2f} | {res.get('peak_rss_mib', float('nan')):6.0f} | {refused} | {other}"
+        lines.append(f"  {res['model']} | {res['devices']:>6,} | {done}/{res['iterations']} | "
+                     f"{mean(walls):7.1f} | {mean(upd):6.0f} | {mean(cpu):5.2f} | {res.get('peak_rss_mib', float('nan')):6.0f} | {refused} | {other}"
                      + (f"  ERROR {res['error']}" if "error" in res else ""))
         for line in res.get("profile", []):
             lines.append("    " + line)
     return "\n".join(lines)
 
 
-def main(device_counts, iterations, procs, profile=False, keep=False):
+def main(device_counts, iterations, procs, profile=False, keep=False, model="lenet"):
     results = []
     for n in device_counts:
-        print(f"herd: {n:,} LeNet devices at once, {iterations} iterations, {procs} client processes, "
+        print(f"herd: {n:,} {model} devices at once, {iterations} iterations, {procs} client processes, "
               f"loadavg {loadavg():.2f}", flush=True)
-        results.append(run_herd(n, iterations, procs, profile=profile, keep=keep))
+        results.append(run_herd(n, iterations, procs, model=model, profile=profile, keep=keep))
     print(format_summary(results), flush=True)
     return results
 

@@ -1,4 +1,4 @@
-"""Runs `python -m mindspore_federated.server` under tracemalloc; SIGUSR2 writes a snapshot (for herd_run.py)."""
+"""Runs `python -m mindspore_federated.server` under tracemalloc; SIGUSR2 writes a snapshot (herd_run.py)."""
 import os
 import runpy
 import signal
@@ -23,7 +23,8 @@ def compare(before, after, top=15):
     lines = [f"traced Python heap growth: {total / 2**20:.1f} MiB"]
     for s in stats[:top]:
         frame = s.traceback[0]
-        lines.append(f"  {s.size_diff / 2**20:8.2f} MiB {s.count_diff:+8d} blocks  {frame.filename}:{frame.lineno}")
+        lines.append(f"  {s.size_diff / 2**20:8.2f} MiB {s.count_diff:+8d} blocks  "
+                     f"{frame.filename}:{frame.lineno}")
     return lines
 
 

@@ -617,8 +617,8 @@ def parse_args(argv=None):
                                                           "(overridable with --model/--servers/--devices)")
     p.add_argument("--engine", choices=("fast", "aiohttp"), help="the servers' client.http_engine "
                                                                  "(default: the server's default, fast)")
-    p.add_argument("--herd", type=_csv(int), help="thundering herd (herd_run.py): N LeNet devices at once on one "
-                   "server, each on its own connection, e.g. --herd 10000,15000")
+    p.add_argument("--herd", type=_csv(int), help="thundering herd (herd_run.py): N devices at once on one "
+                   "server, each on its own connection, e.g. --herd 10000,15000 (--model picks the model)")
     p.add_argument("--herd-procs", type=int, default=4, help="herd: load-generator processes")
     p.add_argument("--herd-profile", action="store_true", help="herd: tracemalloc the server, diff by site")
     p.add_argument("--keep", action="store_true", help="keep the work directories (logs)")
@@ -716,7 +716,8 @@ def main(argv=None):
 
 def _run_herd(opts):
     import herd_run  # pylint: disable=import-outside-toplevel
-    results = herd_run.main(opts.herd, opts.iterations or 3, opts.herd_procs, opts.herd_profile, opts.keep)
+    results = herd_run.main(opts.herd, opts.iterations or 3, opts.herd_procs, opts.herd_profile, opts.keep,
+                            model=(opts.model or ["lenet"])[0])
     path = opts.json if opts.json != os.path.join(RESULTS_DIR, "latest.json") else \
         os.path.join(RESULTS_DIR, "herd.json")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

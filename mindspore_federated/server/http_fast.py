@@ -1,7 +1,8 @@
-"""The device API on a lean HTTP/1.1 server (`client.http_engine: fast`, the default): an asyncio BufferedProtocol
-per connection that reads a body straight into its buffer (uploads: a pooled one, admitted before more than one
-small read of the request is taken from the kernel) and writes a reply as one header plus the cached reply bytes,
-with no per-request framework objects; a waiting connection holds a few KiB.
+"""The device API on a lean HTTP/1.1 server (`client.http_engine: fast`, the default): an asyncio
+BufferedProtocol per connection that reads a body straight into its buffer (uploads: a pooled one, admitted
+before more than one small read of the request is taken from the kernel) and writes a reply as one header plus
+the cached reply bytes, with no per-request framework objects; a waiting connection holds a few KiB. At most
+MAX_ACTIVE requests are in progress; other connections are not read meanwhile (backpressure, not errors).
 
 Supported: keep-alive and pipelining (answered in order), HTTP/1.0, Content-Length and chunked request bodies,
 `Expect: 100-continue`, any method on the round paths, GET /healthz. Malformed requests get 400 and the
@@ -29,8 +30,8 @@ _STATUS = {200: b"200 OK", 400: b"400 Bad Request", 404: b"404 Not Found", 405: 
 _OCTETS, _JSON, _TEXT = b"application/octet-stream", b"application/json", b"text/plain; charset=utf-8"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 SENDFILE_MIN = 1 << 20      # replies at least this large go out with sendfile(2) from a memfd copy of them
-READ_CHUNK = 2048           # one read outside a body (heads, small bodies, chunked framing): what a connection
-                            # waiting for an upload slot can hold of its body; the rest waits in the kernel
+READ_CHUNK = 2048           # one read outside a body (heads, small bodies, chunked framing): what a
+                            # connection waiting for an upload slot holds of its body; the rest stays in the kernel
 
 MAX_ACTIVE = 512            # requests in progress at once; further connections stop being read (backpressure)
 LISTEN_BACKLOG = 65535     # the kernel caps it at net.core.somaxconn: a herd queues there, not in errors
@@ -140,7 +141,7 @@ class _MemfdCache:
 
 
 class _Connection(asyncio.BufferedProtocol):
-    """One device connection: (admission) -> head -> (slot) -> body -> round -> reply, then the next request."""
+    """One device connection: (admission) -> head -> (slot) -> body -> round -> reply, then the next one."""
 
     __slots__ = ("server", "api", "transport", "state", "buf", "req", "slot", "target", "pos", "last",
                  "_slot_task", "_reply_task", "counted", "parked")
@@ -157,7 +158,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.pos = 0
         self.last = time.monotonic()
         self._slot_task = None
-        self._reply_task = None        # the running round's task (a strong reference: the loop keeps weak ones)
+        self._reply_task = None        # the running round (a strong reference: the loop keeps weak ones)
         self.counted = False           # this connection's request counts in server.active
         self.parked = False            # waiting in server.parked for room among the active requests
 

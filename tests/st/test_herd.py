@@ -1,5 +1,5 @@
-"""Overload: thousands of devices arriving at once (each on its own connection) against a real server whose Redis
-accepts only a few connections; a device retrying an update whose reply it lost."""
+"""Overload: thousands of devices arriving at once (each on its own connection) against a real server whose
+Redis accepts only a few connections; a device retrying an update whose reply it lost."""
 import os
 import socket
 import sys
@@ -24,13 +24,14 @@ def _redis_command(port, *args):
 
 
 def test_herd_completes_with_few_redis_connections(tmp_path, fresh_redis, fl_name, procs):
-    """DEVICES devices start together (startFLJob -> updateModel -> getModel polling, restarting from startFLJob
-    when an update is refused): the iteration completes, and no device gets anything but SUCCEED or
-    SucNotReady, although Redis refuses connections beyond a handful."""
+    """DEVICES devices start together (startFLJob -> updateModel -> getModel polling, restarting from
+    startFLJob when an update is refused): the iteration completes, and no device gets anything but SUCCEED
+    or SucNotReady, although Redis refuses connections beyond a handful."""
     assert _redis_command(fresh_redis.port, "CONFIG", "SET", "maxclients", str(REDIS_MAXCLIENTS)) == b"+OK"
     yaml_path = write_yaml(tmp_path, fresh_redis.address, fl_name,
                            round={"start_fl_job_threshold": DEVICES, "start_fl_job_time_window": 600000,
-                                  "update_model_time_window": 600000, "global_iteration_time_window": 1200000})
+                                  "update_model_time_window": 600000,
+                                  "global_iteration_time_window": 1200000})
     proc, address = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY)
     sys.path.insert(0, BENCH)  # the spawned client processes get this path too
     try:
