@@ -9,6 +9,7 @@ import time
 import numpy as np
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mindspore_federated import errors
 from mindspore_federated.clock import time_string
@@ -16,6 +17,7 @@ from mindspore_federated.config.thresholds import update_model_threshold
 from mindspore_federated.log import get_logger
 from mindspore_federated.server import replies
 from mindspore_federated.server.aggregator import FedAvgAccumulator
+from mindspore_federated.server.looplag import LoopLag
 from mindspore_federated.server.model import ModelStore
 from mindspore_federated.server.peers import allreduce_tag
 from mindspore_federated.server.rounds import Unavailable, now_ms
@@ -25,6 +27,7 @@ from mindspore_federated.state.keys import InstanceState
 
 logger = get_logger(__name__)
 SYNC_INTERVAL_S = 1.0
+OVERLOAD_GRACE_S = 8.0  # Redis timeouts while this loop lags are retried this long (heartbeats live 10 s)
 SERVER_CHECK_INTERVAL_S = 1.0
 AGGREGATION_WAIT_S = 30.0
 HANDOVER_TIMEOUT_S = 3.0   # a leaving server hands its aggregated model to the others within this
@@ -54,6 +57,8 @@ class ServerNode:
         self.hp = {}
         self.cache_ok = True
         self.safemode = False
+        self._lag = LoopLag()     # how late this loop runs (started by sync_loop)
+        self._sync_ok_at = 0.0    # monotonic time of the last successful sync
         self.leaving = False               # graceful stop in progress: devices are turned away
         self.stopping = False              # the loops and tasks end
         self.round_starts = {}
@@ -373,6 +378,7 @@ class ServerNode:
             logger.debug("resetting the Redis pool failed: %s", exc)
 
     async def sync_loop(self):
+        self._lag.start()
         while not self.stopping:
             try:
                 await asyncio.wait_for(self._sync_wanted.wait(), SYNC_INTERVAL_S)
@@ -381,6 +387,7 @@ class ServerNode:
             self._sync_wanted.clear()
             if not self.stopping:
                 await self.sync_once()
+        self._lag.stop()
 
     async def sync_once(self):
         async with self._sync_lock:
@@ -389,11 +396,20 @@ class ServerNode:
                 if not self.cache_ok:
                     logger.info("distributed cache reachable again")
                 self.cache_ok = True
+                self._sync_ok_at = time.monotonic()
             except RedisError as exc:
+                if self._overloaded(exc):  # this loop is late, not Redis: sync again, no safe mode
+                    self.request_sync()
+                    return
                 self.cache_failed(exc)
                 if time.monotonic() - self._cache_error_logged > 15:
                     logger.error("distributed cache unavailable: %s", exc)
                     self._cache_error_logged = time.monotonic()
+
+    def _overloaded(self, exc):
+        """A timeout while this event loop was running late, within OVERLOAD_GRACE_S of the last good sync."""
+        return (isinstance(exc, RedisTimeoutError) and self._lag.lagged_within(3.0)
+                and time.monotonic() - self._sync_ok_at < OVERLOAD_GRACE_S)
 
     async def _sync_inner(self):
         now = time.monotonic()
