@@ -168,6 +168,10 @@ def main(device_counts, iterations, procs, profile=False, keep=False, model="len
         print(f"herd: {n:,} {model} devices at once, {iterations} iterations, {procs} client processes, "
               f"loadavg {loadavg():.2f}", flush=True)
         results.append(run_herd(n, iterations, procs, model=model, profile=profile, keep=keep))
+        res = results[-1]
+        print(f"  peak server RSS {res.get('peak_rss_mib', float('nan')):.0f} MiB (READY "
+              f"{res.get('base_rss_mib', float('nan')):.0f} MiB){'  ERROR ' + res['error'] if 'error' in res else ''}",
+              flush=True)
     print(format_summary(results), flush=True)
     return results
 
