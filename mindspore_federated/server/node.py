@@ -438,7 +438,10 @@ class ServerNode:
 
     async def _check_servers(self, counts):
         live = await self.state.live_servers(self.inst)
-        gone = [node for node in counts if node not in live]
+        gone = [node for node in counts if node not in live and node != self.node_id]
+        if self.node_id not in live:  # its own heartbeat lapsed in a long stall: this server is alive, renew it
+            await self.state.heartbeat(self.inst, self.node_id, self.tcp_address, self._info)
+            self._last_heartbeat = time.monotonic()
         for node in counts:
             if node in live and node != self.node_id and await self.peers.ping(live[node]) == "refused":
                 logger.warning("server %s does not answer on its TCP port: treating it as exited", node)
