@@ -27,7 +27,7 @@ from mindspore_federated.state.keys import InstanceState
 
 logger = get_logger(__name__)
 SYNC_INTERVAL_S = 1.0
-OVERLOAD_GRACE_S = 8.0  # Redis timeouts while this loop lags are retried this long (heartbeats live 10 s)
+OVERLOAD_GRACE_S = 30.0  # Redis timeouts while this loop lags are retried this long (not safe mode)
 SERVER_CHECK_INTERVAL_S = 1.0
 AGGREGATION_WAIT_S = 30.0
 HANDOVER_TIMEOUT_S = 3.0   # a leaving server hands its aggregated model to the others within this
@@ -407,7 +407,7 @@ class ServerNode:
                     self._cache_error_logged = time.monotonic()
 
     def _overloaded(self, exc):
-        """A timeout while this event loop was running late, within OVERLOAD_GRACE_S of the last good sync."""
+        """A timeout while this event loop ran late, within OVERLOAD_GRACE_S of the last good sync."""
         return (isinstance(exc, RedisTimeoutError) and self._lag.lagged_within(3.0)
                 and time.monotonic() - self._sync_ok_at < OVERLOAD_GRACE_S)
 
