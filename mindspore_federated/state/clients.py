@@ -8,7 +8,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from mindspore_federated.errors import ConfigError
-from mindspore_federated.state.pipelined import HAVE_HIREDIS, PipelinedRedis
+from mindspore_federated.state.pipelined import HAVE_HIREDIS, HOT_PATH_TIMEOUT_S, PipelinedRedis
 
 PIPELINED_TLS = ("the configuration asks for TLS to Redis (enable_ssl), which the pipelined Redis client of "
                  "the server's hot path does not implement yet: refusing to start rather than use plain TCP")
@@ -87,7 +87,7 @@ def make_client(target, timeout=2.0, max_connections=64, connect_timeout=None, r
     return aioredis.Redis.from_pool(pool)  # the client owns its pool: aclose() closes both
 
 
-def make_pipelined(target, timeout=2.0):
+def make_pipelined(target, timeout=HOT_PATH_TIMEOUT_S):
     """The auto-pipelining hot-path client (None without hiredis: redis-py then carries the hot path).
     Raises ConfigError for settings it cannot honour (TLS, AUTH, a database other than 0)."""
     s = settings_of(target)
