@@ -7,9 +7,9 @@ import sys
 import numpy as np
 
 from tests.utils.cluster import SUCCEED, get_model, start_job, start_server, update, wait_model, write_yaml
+from tests.utils.multi import ENTRY
 from tests.utils.wait import wait_for
 
-ENTRY = (os.path.join(os.path.dirname(os.path.abspath(__file__)), "server_entry.py"),)
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench")
 DEVICES = 3000
 REDIS_MAXCLIENTS = 12   # the server's hot path must not need a connection per request in flight

@@ -11,7 +11,7 @@ import pytest
 
 from tests.utils.wait import wait_for
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
 PER_CONNECTION = 24 * 1024          # allowed RSS growth per connection (the reply or a body is >= 256 KiB)
 CONSTANT = 12 * 1024 * 1024         # allocator and loop noise
 
