@@ -65,7 +65,8 @@ def settings_of(target) -> RedisSettings:
 POOL_WAIT_S = 60.0  # a burst waits this long for a pooled connection (well inside any round window)
 
 
-def make_client(target, timeout=2.0, max_connections=64, connect_timeout=None, retries=0, pool_wait=POOL_WAIT_S):
+def make_client(target, timeout=2.0, max_connections=64, connect_timeout=None, retries=0,
+                pool_wait=POOL_WAIT_S):
     """redis.asyncio client (raw bytes replies) for `target` (settings, address or config): bounded timeouts,
     `retries` hidden retries (0 for servers: a failure must surface at once so the server can answer "safe
     mode"), and a blocking pool whose callers wait up to `pool_wait` s for a connection: a burst of requests
