@@ -617,6 +617,10 @@ def parse_args(argv=None):
                                                           "(overridable with --model/--servers/--devices)")
     p.add_argument("--engine", choices=("fast", "aiohttp"), help="the servers' client.http_engine "
                                                                  "(default: the server's default, fast)")
+    p.add_argument("--herd", type=_csv(int), help="thundering herd (herd_run.py): N devices at once on one "
+                   "server, each on its own connection, e.g. --herd 10000,15000 (--model picks the model)")
+    p.add_argument("--herd-procs", type=int, default=4, help="herd: load-generator processes")
+    p.add_argument("--herd-profile", action="store_true", help="herd: tracemalloc the server, diff by site")
     p.add_argument("--keep", action="store_true", help="keep the work directories (logs)")
     p.add_argument("--json", default=os.path.join(RESULTS_DIR, "latest.json"))
     return p.parse_args(argv)
@@ -638,6 +642,8 @@ def _terminate(signum, _frame):
 def main(argv=None):
     signal.signal(signal.SIGTERM, _terminate)
     opts = parse_args(argv)
+    if opts.herd:
+        return _run_herd(opts)
     models, server_counts, device_counts = plan(opts)
     for m in models:
         if m not in MODELS:
@@ -706,6 +712,20 @@ def main(argv=None):
         json.dump(payload, f, indent=1, default=_json_default)
     print(f"\nwrote {path} ({time.monotonic() - started:.0f} s)")
     return 0 if all("error" not in r for r in results) else 1
+
+
+def _run_herd(opts):
+    import herd_run  # pylint: disable=import-outside-toplevel
+    results = herd_run.main(opts.herd, opts.iterations or 3, opts.herd_procs, opts.herd_profile, opts.keep,
+                            model=(opts.model or ["lenet"])[0])
+    path = opts.json if opts.json != os.path.join(RESULTS_DIR, "latest.json") else \
+        os.path.join(RESULTS_DIR, "herd.json")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"argv": sys.argv[1:], "code": code_version(), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                   "results": results}, f, indent=1, default=_json_default)
+    print(f"wrote {path}")
+    return 0 if all("error" not in r and all(row["done"] for row in r["rows"]) for r in results) else 1
 
 
 def _json_default(value):

@@ -6,6 +6,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from mindspore_federated.log import get_logger
 from mindspore_federated.server.device_api import ERROR_JSON, HEALTH_PATH, UPLOAD_ROUNDS
+from mindspore_federated.server.http_fast import LISTEN_BACKLOG, raise_nofile_limit
 
 logger = get_logger(__name__)
 
@@ -116,7 +117,8 @@ class AiohttpDeviceServer:
         self.api = api
         self._runner = None
 
-    async def start(self, host, port, ssl_context=None, backlog=1024):
+    async def start(self, host, port, ssl_context=None, backlog=LISTEN_BACKLOG):
+        raise_nofile_limit()
         runner = web.AppRunner(build_app(self.api), access_log=None, handle_signals=False,
                                read_bufsize=READ_BUFSIZE)
         await runner.setup()

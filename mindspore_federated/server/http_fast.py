@@ -1,6 +1,8 @@
-"""The device API on a lean HTTP/1.1 server (`client.http_engine: fast`, the default): an asyncio Protocol per
-connection that reads a body straight into its buffer (uploads: a pooled one, admitted before any of the body
-is read) and writes a reply as one header plus the cached reply bytes, with no per-request framework objects.
+"""The device API on a lean HTTP/1.1 server (`client.http_engine: fast`, the default): an asyncio
+BufferedProtocol per connection that reads a body straight into its buffer (uploads: a pooled one, admitted
+before more than one small read of the request is taken from the kernel) and writes a reply as one header plus
+the cached reply bytes, with no per-request framework objects; a waiting connection holds a few KiB. At most
+MAX_ACTIVE requests are in progress; other connections are not read meanwhile (backpressure, not errors).
 
 Supported: keep-alive and pipelining (answered in order), HTTP/1.0, Content-Length and chunked request bodies,
 `Expect: 100-continue`, any method on the round paths, GET /healthz. Malformed requests get 400 and the
@@ -10,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import os
+import resource
 import socket
 import time
 
@@ -27,9 +30,31 @@ _STATUS = {200: b"200 OK", 400: b"400 Bad Request", 404: b"404 Not Found", 405: 
 _OCTETS, _JSON, _TEXT = b"application/octet-stream", b"application/json", b"text/plain; charset=utf-8"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 SENDFILE_MIN = 1 << 20      # replies at least this large go out with sendfile(2) from a memfd copy of them
+READ_CHUNK = 2048           # one read outside a body (heads, small bodies, chunked framing): what a
+                            # connection waiting for an upload slot holds of its body; the rest stays in the kernel
+
+MAX_ACTIVE = 512            # requests in progress at once; further connections stop being read (backpressure)
+LISTEN_BACKLOG = 65535     # the kernel caps it at net.core.somaxconn: a herd queues there, not in errors
+
+
+def raise_nofile_limit():
+    """Soft RLIMIT_NOFILE up to the hard limit: every device is a socket (15,000 at once are expected)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            logger.warning("cannot raise the open-files limit from %d to %d: %s", soft, target, exc)
+            return soft
+        logger.info("open-files limit raised from %d to %d", soft, target)
+        return target
+    return soft
+
 
 # connection states
-_HEAD, _WAIT_SLOT, _BODY, _CHUNKED, _BUSY, _CLOSED = range(6)
+_HEAD, _WAIT_SLOT, _BODY, _CHUNKED, _BUSY, _CLOSED, _DRAIN = range(7)
+DRAIN_MAX = 1 << 20         # after an error reply, this much more input is read and dropped before closing
 
 
 class _BadRequest(Exception):
@@ -115,8 +140,11 @@ class _MemfdCache:
             os.close(self._entries.popitem()[1][1])
 
 
-class _Connection(asyncio.Protocol):
-    """One device connection: head -> (slot) -> body -> round -> reply, then the next request."""
+class _Connection(asyncio.BufferedProtocol):
+    """One device connection: (admission) -> head -> (slot) -> body -> round -> reply, then the next one."""
+
+    __slots__ = ("server", "api", "transport", "state", "buf", "req", "slot", "target", "pos", "last",
+                 "_slot_task", "_reply_task", "counted", "parked")
 
     def __init__(self, server):
         self.server = server
@@ -130,6 +158,9 @@ class _Connection(asyncio.Protocol):
         self.pos = 0
         self.last = time.monotonic()
         self._slot_task = None
+        self._reply_task = None        # the running round (a strong reference: the loop keeps weak ones)
+        self.counted = False           # this connection's request counts in server.active
+        self.parked = False            # waiting in server.parked for room among the active requests
 
     # ---- asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, transport):
@@ -144,15 +175,39 @@ class _Connection(asyncio.Protocol):
         self.server.connections.discard(self)
         busy = self.state == _BUSY
         self.state = _CLOSED
+        self._end_request()
         if self._slot_task is not None:
             self._slot_task.cancel()
         if not busy:  # a running round gives its buffer back itself
             self._give_back()
 
+    def get_buffer(self, sizehint):
+        if self.state == _BODY:  # the hot path: straight from the socket into the body buffer
+            return self.target[self.pos:]
+        return self.server.scratch  # shared by every connection: what is kept is copied out at once
+
+    def buffer_updated(self, nbytes):
+        self.last = time.monotonic()
+        if self.state == _DRAIN:  # the rest of a refused request: dropped, so the close is not a reset
+            self.pos += nbytes
+            if self.pos > DRAIN_MAX:
+                self.transport.close()
+            return
+        if self.state == _BODY:
+            self.pos += nbytes
+            if self.pos == self.req.length:
+                self._dispatch()
+                if self.state == _HEAD and self.buf:
+                    self._advance()
+            return
+        self.buf += self.server.scratch_view[:nbytes]
+        self._advance()
+
     def data_received(self, data):
+        """For transports that do not use get_buffer (none of the loops here do; kept for completeness)."""
         self.last = time.monotonic()
         if self.state == _BODY and not self.buf:
-            data = self._fill(data)  # the hot path: straight from the socket into the body buffer
+            data = self._fill(data)
             if self.state == _BODY:
                 return
         if data:
@@ -164,6 +219,8 @@ class _Connection(asyncio.Protocol):
         try:
             while self.state in (_HEAD, _BODY, _CHUNKED) and (self.buf or self.state == _BODY):
                 if self.state == _HEAD:
+                    if self.parked or not (self.counted or self.server.admit(self)):
+                        return
                     if not self._take_head():
                         return
                 elif self.state == _BODY:
@@ -294,7 +351,7 @@ class _Connection(asyncio.Protocol):
             self._reply(reply)  # the caller (_advance) goes on with pipelined requests
             return
         self.transport.pause_reading()  # pipelined requests wait (in self.buf and the kernel) for this reply
-        asyncio.get_running_loop().create_task(self._await_reply(reply, body))
+        self._reply_task = asyncio.get_running_loop().create_task(self._await_reply(reply, body))
 
     async def _await_reply(self, pending, body):
         try:
@@ -348,7 +405,13 @@ class _Connection(asyncio.Protocol):
             self.api.uploads.release(self.slot)
             self.slot = None
 
+    def _end_request(self):
+        if self.counted:
+            self.counted = False
+            self.server.request_done()
+
     def _finish(self, status, ctype, body, close=False):
+        self._end_request()
         keep_alive = self.req is not None and self.req.keep_alive and not close
         head = _response(status, ctype, body, keep_alive, self.req is not None and self.req.http10)
         if len(body) < 65536:
@@ -360,6 +423,11 @@ class _Connection(asyncio.Protocol):
         self.req = None
         if keep_alive:
             self.state = _HEAD
+        elif close and self.transport.can_write_eof():
+            self.state, self.pos = _DRAIN, 0   # half-close: the device reads the reply, then EOF
+            self.buf.clear()
+            self.transport.write_eof()
+            self.transport.resume_reading()
         else:
             self.state = _CLOSED
             self.buf.clear()
@@ -369,15 +437,22 @@ class _Connection(asyncio.Protocol):
 class FastDeviceServer:
     """The listening socket, its connections, and an idle sweeper."""
 
-    def __init__(self, api, idle_timeout=IDLE_TIMEOUT_S):
+    def __init__(self, api, idle_timeout=IDLE_TIMEOUT_S, max_active=MAX_ACTIVE):
         self.api = api
         self.idle_timeout = idle_timeout
         self.connections = set()
         self.memfds = None
+        self.max_active = max_active
+        self.active = 0                       # requests admitted and not yet answered
+        self.parked = collections.deque()     # connections with a request waiting for admission (FIFO)
+        self._unpark_soon = False
+        self.scratch = bytearray(READ_CHUNK)
+        self.scratch_view = memoryview(self.scratch)
         self._server = None
         self._sweeper = None
 
-    async def start(self, host, port, ssl_context=None, backlog=1024):
+    async def start(self, host, port, ssl_context=None, backlog=LISTEN_BACKLOG):
+        raise_nofile_limit()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=backlog,
                                                 reuse_address=True, ssl=ssl_context)
@@ -385,12 +460,43 @@ class FastDeviceServer:
             self.memfds = _MemfdCache()
         self._sweeper = loop.create_task(self._sweep())
 
+    def admit(self, conn):
+        """True when `conn` may start its next request now; else it is parked with its reading paused, so
+        a saturated loop leaves new requests in the kernel instead of taking on more work."""
+        if self.active < self.max_active:
+            self.active += 1
+            conn.counted = True
+            return True
+        conn.parked = True
+        conn.transport.pause_reading()
+        self.parked.append(conn)
+        return False
+
+    def request_done(self):
+        self.active -= 1
+        if self.parked and not self._unpark_soon:
+            self._unpark_soon = True
+            asyncio.get_running_loop().call_soon(self._unpark)
+
+    def _unpark(self):
+        """Resumes parked connections in arrival order while there is room (from the loop, never nested)."""
+        self._unpark_soon = False
+        now = time.monotonic()
+        while self.parked and self.active < self.max_active:
+            conn = self.parked.popleft()
+            conn.parked = False
+            if conn.state == _CLOSED or conn.transport.is_closing():
+                continue
+            conn.last = now
+            conn.transport.resume_reading()
+            conn._advance()  # pylint: disable=protected-access
+
     async def _sweep(self):
         while True:
             await asyncio.sleep(SWEEP_S)
             cutoff = time.monotonic() - self.idle_timeout
             for conn in list(self.connections):
-                if conn.state in (_HEAD, _BODY, _CHUNKED) and conn.last < cutoff:
+                if conn.state in (_HEAD, _BODY, _CHUNKED, _DRAIN) and conn.last < cutoff and not conn.parked:
                     conn.transport.close()
 
     async def stop(self):

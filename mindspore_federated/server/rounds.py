@@ -125,6 +125,8 @@ async def update_model(host, body):
     result = await host.state.update_model(ctx.inst, iteration, ctx.threshold_update, fl_id, ctx.node_id,
                                            req_iteration, local_error, now_ms(), count_now=inline)
     outcome = host.gate.check_state_result(result)
+    if outcome is Outcome.DUPLICATE:  # a retry of an accepted update (its reply was lost): counted once
+        return cached_update_reply(host)
     if outcome is not Outcome.ACCEPTED:
         return _update_reject(host, outcome, local_error, fl_id, req_iteration, missing)
     host.windows.started("updateModel", None)

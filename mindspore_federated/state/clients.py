@@ -8,7 +8,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from mindspore_federated.errors import ConfigError
-from mindspore_federated.state.pipelined import HAVE_HIREDIS, PipelinedRedis
+from mindspore_federated.state.pipelined import HAVE_HIREDIS, HOT_PATH_TIMEOUT_S, PipelinedRedis
 
 PIPELINED_TLS = ("the configuration asks for TLS to Redis (enable_ssl), which the pipelined Redis client of "
                  "the server's hot path does not implement yet: refusing to start rather than use plain TCP")
@@ -62,14 +62,19 @@ def settings_of(target) -> RedisSettings:
     return RedisSettings.from_config(target)
 
 
-def make_client(target, timeout=2.0, max_connections=64, connect_timeout=None, retries=0):
+POOL_WAIT_S = 60.0  # a burst waits this long for a pooled connection (well inside any round window)
+
+
+def make_client(target, timeout=2.0, max_connections=64, connect_timeout=None, retries=0,
+                pool_wait=POOL_WAIT_S):
     """redis.asyncio client (raw bytes replies) for `target` (settings, address or config): bounded timeouts,
     `retries` hidden retries (0 for servers: a failure must surface at once so the server can answer "safe
-    mode"), and a blocking pool so that a burst of requests waits for a connection instead of failing."""
+    mode"), and a blocking pool whose callers wait up to `pool_wait` s for a connection: a burst of requests
+    is backpressure, never an error."""
     s = settings_of(target)
     connect_timeout = timeout if connect_timeout is None else connect_timeout
     kwargs = dict(socket_timeout=timeout, socket_connect_timeout=connect_timeout, health_check_interval=0,
-                  max_connections=max_connections, timeout=timeout, retry=Retry(NoBackoff(), retries),
+                  max_connections=max_connections, timeout=pool_wait, retry=Retry(NoBackoff(), retries),
                   username=s.username, password=s.password, db=s.db)
     if s.address.startswith("unix:"):
         pool = aioredis.BlockingConnectionPool(connection_class=UnixDomainSocketConnection,
@@ -83,7 +88,7 @@ def make_client(target, timeout=2.0, max_connections=64, connect_timeout=None, r
     return aioredis.Redis.from_pool(pool)  # the client owns its pool: aclose() closes both
 
 
-def make_pipelined(target, timeout=2.0):
+def make_pipelined(target, timeout=HOT_PATH_TIMEOUT_S):
     """The auto-pipelining hot-path client (None without hiredis: redis-py then carries the hot path).
     Raises ConfigError for settings it cannot honour (TLS, AUTH, a database other than 0)."""
     s = settings_of(target)

@@ -266,6 +266,9 @@ class MemoryClusterState(ClusterState):
         refused = self._gate(inst, iteration)
         if refused:
             return UpdateResult(refused)
+        done = s.members(k.fl_set(inst, iteration, "updateModel"))
+        if fl_id in done:  # before the threshold, like the Lua: a retry of an accepted update
+            return UpdateResult(Outcome.DUPLICATE)
         update_key = k.server_count(inst, iteration, "updateModel")
         total = sum((s.get(update_key) or {}).values())
         if total >= int(threshold):
@@ -277,9 +280,6 @@ class MemoryClusterState(ClusterState):
             return UpdateResult(Outcome.WRONG_ITERATION)
         if str(local_error) != "0":
             return UpdateResult(Outcome.LOCAL_ERROR)
-        done = s.members(k.fl_set(inst, iteration, "updateModel"))
-        if fl_id in done:
-            return UpdateResult(Outcome.DUPLICATE)
         done.add(fl_id)
         counts = s.hash(update_key)
         counts[node_id] = counts.get(node_id, 0) + 1

@@ -15,6 +15,10 @@ HAVE_HIREDIS = hiredis is not None
 _hiredis_pack = getattr(hiredis, "pack_command", None)
 
 _CRLF = b"\r\n"
+# A device's round waits this long for its Redis reply: a burst Redis (or this loop) works through slowly
+# is backpressure, well inside any round window; a dead Redis still fails the calls (and a lost connection
+# at once), while the sync loop's own, shorter timeouts put the server in safe mode.
+HOT_PATH_TIMEOUT_S = 15.0
 
 
 def _encode(arg):
@@ -82,6 +86,8 @@ class _Connection(asyncio.Protocol):
         self.flush_handle = None
         self.watchdog = None
         self.dead = False
+        self.last_reply = 0.0  # loop time when Redis last sent something
+        self.suspect = False   # the watchdog saw no progress once and looks again after the next read phase
         self.closed = loop.create_future()
 
     # ---- asyncio.Protocol ---------------------------------------------------------------------
@@ -91,6 +97,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data):
         reader = self.reader
         reader.feed(data)
+        self.last_reply = self.loop.time()
         pending = self.pending
         while True:
             try:
@@ -144,15 +151,22 @@ class _Connection(asyncio.Protocol):
             self.transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
 
     def _check_deadline(self):
+        """Fails the connection when Redis sent nothing for `timeout` seconds since the oldest unanswered
+        call was queued, seen twice with one event-loop read phase between: replies a busy loop has not read
+        yet, or a long queue Redis is still working through, are progress, not a dead connection."""
         self.watchdog = None
         if not self.pending or self.dead:
             return
-        oldest = self.pending[0][1]
         now = self.loop.time()
-        if now - oldest >= self.timeout:
-            self._fail(RedisTimeoutError(f"Timeout reading from Redis (no reply within {self.timeout} s)"))
+        since = max(self.pending[0][1], self.last_reply)
+        if now - since < self.timeout:
+            self.suspect = False
+            self.watchdog = self.loop.call_at(since + self.timeout, self._check_deadline)
+        elif not self.suspect:
+            self.suspect = True
+            self.watchdog = self.loop.call_later(0.01, self._check_deadline)
         else:
-            self.watchdog = self.loop.call_at(oldest + self.timeout, self._check_deadline)
+            self._fail(RedisTimeoutError(f"Timeout reading from Redis (no reply within {self.timeout} s)"))
 
     # ---- teardown -----------------------------------------------------------------------------
     def _fail(self, error):
@@ -194,7 +208,7 @@ class PipelinedRedis:
     oldest unanswered call is older than `timeout` (the connection is then dropped). The connection is
     opened lazily and re-opened lazily after a loss. Use from one event loop only."""
 
-    def __init__(self, address, timeout=2.0):
+    def __init__(self, address, timeout=HOT_PATH_TIMEOUT_S):
         if hiredis is None:
             raise RuntimeError("PipelinedRedis needs the hiredis package")
         self.address = address

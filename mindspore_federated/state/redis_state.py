@@ -94,13 +94,15 @@ class RedisClusterState(ClusterState):
 
     async def _eval(self, script, keys, args):
         """EVALSHA (the hot path) through the pipelined connection when there is one, else straight through
-        execute_command; loads the script through redis-py on NOSCRIPT (e.g. after a Redis restart)."""
+        execute_command. On NOSCRIPT (first use, or after a Redis restart) the script is loaded over the same
+        connection and the call repeated: a herd of first calls never needs a pooled connection each."""
+        execute = self.fast.execute if self.fast is not None else self.r.execute_command
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         try:
-            if self.fast is not None:
-                return await self.fast.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-            return await self.r.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return await execute(*command)
         except NoScriptError:
-            return await script(keys=keys, args=args)
+            await execute("SCRIPT", "LOAD", script.script)
+            return await execute(*command)
 
     # ---- connection ---------------------------------------------------------------------------
     async def ping(self):

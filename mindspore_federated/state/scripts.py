@@ -40,7 +40,10 @@ return {0, c, redis.call('HGET', KEYS[4], 'startFLJob') or ARGV[5]}
 # ARGV: iteration, threshold, fl_id, node_id, req_iteration, local_error, now_ms, ttl_s, count_now
 # count_now '1': the caller accumulates the update before its event loop can run anything else, so the
 # aggregation count is taken here too (one round trip); the 4th value returned is then the new total.
+# Code 5 (this fl_id's update was already accepted this iteration) comes before the threshold: a device
+# whose reply was lost and who sends its update again is told it was accepted, even after the last one.
 UPDATE_MODEL = _GUARD_ITERATION + _SUM_HASH + """
+if redis.call('SISMEMBER', KEYS[4], ARGV[3]) == 1 then return {5} end
 local total = sum_hash(KEYS[2])
 if total >= tonumber(ARGV[2]) then return {1} end
 local meta = redis.call('HGET', KEYS[3], ARGV[3])

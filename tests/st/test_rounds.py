@@ -174,9 +174,8 @@ def test_update_model_validation(small_server, fl_name):
     assert (r.retcode, r.reason) == (REQUEST_ERROR, "Feature map is empty for fl id x")
     r = update(address, fl_name, "x", 1, good)  # a require_aggr=False weight may be left out
     assert (r.retcode, r.reason, r.next_req_time) == (SUCCEED, "success not ready", t)
-    r = update(address, fl_name, "x", 1, good)
-    assert (r.retcode, r.reason, r.next_req_time) == (
-        OUT_OF_TIME, "Updating metadata of UpdateModelClientList failed for fl id x", t)
+    r = update(address, fl_name, "x", 1, good)  # a retry (its reply lost): the same answer, counted once
+    assert (r.retcode, r.reason, r.next_req_time) == (SUCCEED, "success not ready", t)
 
 
 def test_update_model_count_already_enough(tmp_path, redis_server, fl_name, procs):

@@ -5,15 +5,19 @@ import time
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mindspore_federated import errors
 from mindspore_federated.log import get_logger
+from mindspore_federated.server.engine.looplag import LoopLag
 from mindspore_federated.state.keys import InstanceState
 
 logger = get_logger(__name__)
 SYNC_INTERVAL_S = 1.0
 SERVER_CHECK_INTERVAL_S = 1.0
 CACHE_ERROR_LOG_INTERVAL_S = 15.0
+OVERLOAD_GRACE_S = 30.0  # Redis timeouts while this loop lags are retried this long (not safe mode)
+LAG_WINDOW_S = 3.0       # "the loop ran late" means: within this many seconds
 
 
 class SyncLoop:
@@ -29,6 +33,8 @@ class SyncLoop:
         self._last_heartbeat = 0.0
         self._last_server_check = 0.0
         self._cache_error_logged = 0.0
+        self._lag = LoopLag()     # how late this loop runs (measured while run() runs)
+        self._sync_ok_at = 0.0    # monotonic time of the last successful sync
 
     async def register(self, info):
         """Registers this server (its info is sent with every heartbeat from now on)."""
@@ -54,14 +60,18 @@ class SyncLoop:
 
     async def run(self):
         ctx = self.ctx
-        while not ctx.stopping:
-            try:
-                await asyncio.wait_for(ctx.sync_wanted.wait(), SYNC_INTERVAL_S)
-            except asyncio.TimeoutError:
-                pass
-            ctx.sync_wanted.clear()
-            if not ctx.stopping:
-                await self.once()
+        self._lag.start()
+        try:
+            while not ctx.stopping:
+                try:
+                    await asyncio.wait_for(ctx.sync_wanted.wait(), SYNC_INTERVAL_S)
+                except asyncio.TimeoutError:
+                    pass
+                ctx.sync_wanted.clear()
+                if not ctx.stopping:
+                    await self.once()
+        finally:
+            self._lag.stop()
 
     async def once(self):
         ctx = self.ctx
@@ -71,11 +81,20 @@ class SyncLoop:
                 if not ctx.cache_ok:
                     logger.info("distributed cache reachable again")
                 ctx.cache_ok = True
+                self._sync_ok_at = time.monotonic()
             except RedisError as exc:
+                if self._overloaded(exc):  # this loop is late, not Redis: sync again, no safe mode
+                    ctx.request_sync()
+                    return
                 self.cache_failed(exc)
                 if time.monotonic() - self._cache_error_logged > CACHE_ERROR_LOG_INTERVAL_S:
                     logger.error("distributed cache unavailable: %s", exc)
                     self._cache_error_logged = time.monotonic()
+
+    def _overloaded(self, exc):
+        """A timeout while this event loop ran late, within OVERLOAD_GRACE_S of the last good sync."""
+        return (isinstance(exc, RedisTimeoutError) and self._lag.lagged_within(LAG_WINDOW_S)
+                and time.monotonic() - self._sync_ok_at < OVERLOAD_GRACE_S)
 
     async def _sync(self):
         ctx = self.ctx
@@ -107,7 +126,10 @@ class SyncLoop:
         """Fails the iteration when a server that accepted updates of it is gone; honours a scale-in."""
         ctx = self.ctx
         live = await ctx.state.live_servers(ctx.inst)
-        gone = [node for node in counts if node not in live]
+        gone = [node for node in counts if node not in live and node != ctx.node_id]
+        if ctx.node_id not in live:  # its own heartbeat lapsed in a long stall: this server is alive, renew it
+            await ctx.state.heartbeat(ctx.inst, ctx.node_id, ctx.tcp_address, ctx.info)
+            self._last_heartbeat = time.monotonic()
         for node in counts:
             if node in live and node != ctx.node_id and await ctx.peers.ping(live[node]) == "refused":
                 logger.warning("server %s does not answer on its TCP port: treating it as exited", node)
