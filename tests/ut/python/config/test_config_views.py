@@ -80,5 +80,10 @@ def test_config_and_server_compute_the_same_threshold():
     assert cfg.update_model_threshold == 7
     hp = cfg.hyper_params()  # what a server reads back from Redis
     assert update_model_threshold(hp["start_fl_job_threshold"], hp["update_model_ratio"]) == 7
-    from mindspore_federated.server import node
-    assert node.update_model_threshold is update_model_threshold
+    from mindspore_federated.server.engine.context import EngineContext
+    from mindspore_federated.server.engine.reply_cache import ReplyCache
+
+    ctx = object.__new__(EngineContext)  # only what apply_hyper_params touches
+    ctx.replies = ReplyCache()
+    ctx.apply_hyper_params(hp)
+    assert ctx.threshold_update == 7  # the server's engine: the same exact-decimal rule
