@@ -3,7 +3,7 @@ import argparse
 import sys
 
 from mindspore_federated import log
-from mindspore_federated.config_overrides import merged_overrides
+from mindspore_federated.config.overrides import merged_overrides
 from mindspore_federated.errors import SCHED_SSL_NEEDS_JOB as SSL_NEEDS_JOB
 from mindspore_federated.errors import ConfigError, StateError
 from mindspore_federated.exit_codes import ExitCode

@@ -3,7 +3,7 @@ import os
 
 from mindspore_federated import errors
 from mindspore_federated.address import parse_address
-from mindspore_federated.config_overrides import merged_overrides
+from mindspore_federated.config.overrides import merged_overrides
 from mindspore_federated.log import get_logger, setup
 from mindspore_federated.startup.feature_map import FeatureMap
 

@@ -18,6 +18,7 @@ SERVER_CHECK_INTERVAL_S = 1.0
 CACHE_ERROR_LOG_INTERVAL_S = 15.0
 OVERLOAD_GRACE_S = 30.0  # Redis timeouts while this loop lags are retried this long (not safe mode)
 LAG_WINDOW_S = 3.0       # "the loop ran late" means: within this many seconds
+FAILED_SYNC_PAUSE_S = 0.25  # after a failed sync: a dead Redis is retried 4x a second, not in a busy loop
 
 
 class SyncLoop:
@@ -68,12 +69,13 @@ class SyncLoop:
                 except asyncio.TimeoutError:
                     pass
                 ctx.sync_wanted.clear()
-                if not ctx.stopping:
-                    await self.once()
+                if not ctx.stopping and not await self.once():
+                    await asyncio.sleep(FAILED_SYNC_PAUSE_S)
         finally:
             self._lag.stop()
 
     async def once(self):
+        """One sync; False when the cluster state could not be read (the caller pauses before the next)."""
         ctx = self.ctx
         async with self._lock:
             try:
@@ -82,14 +84,16 @@ class SyncLoop:
                     logger.info("distributed cache reachable again")
                 ctx.cache_ok = True
                 self._sync_ok_at = time.monotonic()
+                return True
             except RedisError as exc:
                 if self._overloaded(exc):  # this loop is late, not Redis: sync again, no safe mode
                     ctx.request_sync()
-                    return
+                    return False
                 self.cache_failed(exc)
                 if time.monotonic() - self._cache_error_logged > CACHE_ERROR_LOG_INTERVAL_S:
                     logger.error("distributed cache unavailable: %s", exc)
                     self._cache_error_logged = time.monotonic()
+                return False
 
     def _overloaded(self, exc):
         """A timeout while this event loop ran late, within OVERLOAD_GRACE_S of the last good sync."""
