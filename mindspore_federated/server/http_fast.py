@@ -17,18 +17,23 @@ import socket
 import time
 
 from mindspore_federated.log import get_logger
-from mindspore_federated.server.device_api import ERROR_JSON, HEALTH_PATH, UPLOAD_ROUNDS
+from mindspore_federated.server.device_api import ERROR_JSON
+from mindspore_federated.server.http_wire import (
+    CONTINUE,
+    JSON,
+    MAX_CHUNK_LINE,
+    MAX_HEAD,
+    OCTETS,
+    TEXT,
+    BadRequest,
+    parse_head,
+    response_head,
+)
 
 logger = get_logger(__name__)
 
-MAX_HEAD = 16 * 1024        # request line + headers
-MAX_CHUNK_LINE = 1024
 IDLE_TIMEOUT_S = 75.0       # no byte received while waiting for (or reading) a request
 SWEEP_S = 5.0
-_STATUS = {200: b"200 OK", 400: b"400 Bad Request", 404: b"404 Not Found", 405: b"405 Method Not Allowed",
-           500: b"500 Internal Server Error"}
-_OCTETS, _JSON, _TEXT = b"application/octet-stream", b"application/json", b"text/plain; charset=utf-8"
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 SENDFILE_MIN = 1 << 20      # replies at least this large go out with sendfile(2) from a memfd copy of them
 READ_CHUNK = 2048           # one read outside a body (heads, small bodies, chunked framing): what a
                             # connection waiting for an upload slot holds of its body; the rest stays in the kernel
@@ -55,62 +60,6 @@ def raise_nofile_limit():
 # connection states
 _HEAD, _WAIT_SLOT, _BODY, _CHUNKED, _BUSY, _CLOSED, _DRAIN = range(7)
 DRAIN_MAX = 1 << 20         # after an error reply, this much more input is read and dropped before closing
-
-
-class _BadRequest(Exception):
-    pass
-
-
-class _Request:
-    """What the head of one request says."""
-
-    __slots__ = ("name", "path", "length", "chunked", "keep_alive", "expect_continue", "upload", "http10")
-
-    def __init__(self, name, path, length, chunked, keep_alive, expect_continue, http10):
-        self.name, self.path, self.length, self.chunked = name, path, length, chunked
-        self.keep_alive, self.expect_continue, self.http10 = keep_alive, expect_continue, http10
-        self.upload = name in UPLOAD_ROUNDS
-
-
-def _parse_head(head, routes):
-    """A _Request from the bytes before the blank line; raises _BadRequest."""
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
-        raise _BadRequest("bad request line")
-    method, target, version = parts
-    length, chunked, connection, expect = None, False, b"", b""
-    for line in lines[1:]:
-        key, sep, value = line.partition(b":")
-        if not sep or not key or key != key.strip():
-            raise _BadRequest("bad header line")
-        key, value = key.lower(), value.strip()
-        if key == b"content-length":
-            if not value.isdigit() or (length is not None and int(value) != length):
-                raise _BadRequest("bad Content-Length")
-            length = int(value)
-        elif key == b"transfer-encoding":
-            if value.lower() != b"chunked":
-                raise _BadRequest("unsupported Transfer-Encoding")
-            chunked = True
-        elif key == b"connection":
-            connection = value.lower()
-        elif key == b"expect":
-            expect = value.lower()
-    if chunked and length is not None:
-        raise _BadRequest("both Content-Length and chunked")
-    path = target.split(b"?", 1)[0].decode("latin-1")
-    keep_alive = b"close" not in connection if version == b"HTTP/1.1" else b"keep-alive" in connection
-    name = routes.get(path)
-    if name is None and path == HEALTH_PATH and method == b"GET":
-        name = ""
-    return _Request(name, path, length or 0, chunked, keep_alive, expect == b"100-continue", version != b"HTTP/1.1")
-
-
-def _response(status, ctype, body, keep_alive, http10=False):
-    connection = (b"Connection: keep-alive\r\n" if http10 else b"") if keep_alive else b"Connection: close\r\n"
-    return b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
-        _STATUS[status], ctype, len(body), connection)
 
 
 class _MemfdCache:
@@ -230,29 +179,29 @@ class _Connection(asyncio.BufferedProtocol):
                         return
                 elif not self._take_chunks():
                     return
-        except _BadRequest as exc:
+        except BadRequest as exc:
             logger.debug("bad request from a device: %s", exc)
-            self._finish(400, _TEXT, b"Bad Request", close=True)
+            self._finish(400, TEXT, b"Bad Request", close=True)
 
     def _take_head(self):
         end = self.buf.find(b"\r\n\r\n")
         if end < 0:
             if len(self.buf) > MAX_HEAD:
-                raise _BadRequest("request head too large")
+                raise BadRequest("request head too large")
             return False
         if end > MAX_HEAD:
-            raise _BadRequest("request head too large")
-        req = _parse_head(bytes(self.buf[:end]), self.api.routes)
+            raise BadRequest("request head too large")
+        req = parse_head(bytes(self.buf[:end]), self.api.routes)
         del self.buf[:end + 4]
         self.req = req
         if req.name is None:
-            self._finish(404, _TEXT, b"Not Found", close=True)
+            self._finish(404, TEXT, b"Not Found", close=True)
             return False
         if req.name == "":
-            self._finish(200, _JSON, self.api.health())
+            self._finish(200, JSON, self.api.health())
             return self.state == _HEAD
         if req.length > self.api.max_body:
-            self._finish(500, _JSON, ERROR_JSON, close=True)  # the body is never read
+            self._finish(500, JSON, ERROR_JSON, close=True)  # the body is never read
             return False
         if req.upload:
             self.slot = self.api.uploads.try_acquire()
@@ -282,7 +231,7 @@ class _Connection(asyncio.BufferedProtocol):
     def _start_body(self):
         req = self.req
         if req.expect_continue and (req.chunked or req.length):
-            self.transport.write(_CONTINUE)
+            self.transport.write(CONTINUE)
         if req.chunked:
             self.target, self.state = bytearray(), _CHUNKED
             return
@@ -310,13 +259,13 @@ class _Connection(asyncio.BufferedProtocol):
             line_end = self.buf.find(b"\r\n")
             if line_end < 0:
                 if len(self.buf) > MAX_CHUNK_LINE:
-                    raise _BadRequest("chunk size line too long")
+                    raise BadRequest("chunk size line too long")
                 return False
             size_text = bytes(self.buf[:line_end]).split(b";", 1)[0].strip()
             try:
                 size = int(size_text, 16)
             except ValueError:
-                raise _BadRequest("bad chunk size") from None
+                raise BadRequest("bad chunk size") from None
             if size == 0:  # last chunk, then optional trailers and a blank line
                 end = self.buf.find(b"\r\n\r\n", line_end)
                 if end < 0:
@@ -329,11 +278,11 @@ class _Connection(asyncio.BufferedProtocol):
             if len(self.buf) < line_end + 2 + size + 2:
                 return False
             if len(self.target) + size > self.api.max_body:
-                self._finish(500, _JSON, ERROR_JSON, close=True)
+                self._finish(500, JSON, ERROR_JSON, close=True)
                 return False
             start = line_end + 2
             if self.buf[start + size:start + size + 2] != b"\r\n":
-                raise _BadRequest("chunk not followed by CRLF")
+                raise BadRequest("chunk not followed by CRLF")
             self.target += self.buf[start:start + size]
             del self.buf[:start + size + 2]
 
@@ -377,9 +326,9 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _reply(self, reply):
         if reply is None:
-            self._finish(500, _JSON, ERROR_JSON)
+            self._finish(500, JSON, ERROR_JSON)
         else:
-            self._finish(200, _OCTETS, reply)
+            self._finish(200, OCTETS, reply)
 
     def _send_large(self, head, body):
         """head, then as much of `body` as the socket takes now by sendfile(2); the rest through the transport
@@ -413,7 +362,7 @@ class _Connection(asyncio.BufferedProtocol):
     def _finish(self, status, ctype, body, close=False):
         self._end_request()
         keep_alive = self.req is not None and self.req.keep_alive and not close
-        head = _response(status, ctype, body, keep_alive, self.req is not None and self.req.http10)
+        head = response_head(status, ctype, body, keep_alive, self.req is not None and self.req.http10)
         if len(body) < 65536:
             self.transport.write(head + body)
         elif len(body) < SENDFILE_MIN or self.server.memfds is None:
