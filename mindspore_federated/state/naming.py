@@ -1,8 +1,6 @@
-"""Instance names and the reference's time stamps (`YYYY-MM-DD-HH:MM:SS.mmm.uuu`)."""
+"""Instance names (`i_<YYYY-MM-DD-HH:MM:SS.mmm.uuu>`), strictly later than any made before in this process."""
 import datetime
 import time
-
-from mindspore_federated.clock import time_string  # noqa: F401  (re-exported)
 
 _last_name_us = 0
 
