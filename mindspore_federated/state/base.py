@@ -36,6 +36,8 @@ class Outcome(enum.Enum):
     LOCAL_ERROR = "local error"              # the caller's own check of the request failed
     NO_DEVICE_META = "no device meta"        # updateModel from a device without a startFLJob
     WRONG_ITERATION = "wrong iteration"      # updateModel for another iteration than the current one
+    NOT_MEMBER = "not member"                # the device skipped a round this one requires
+    NOT_READY = "not ready"                  # the round this one waits for has not reached its threshold
 
     @property
     def stale(self) -> bool:
@@ -69,6 +71,23 @@ class CountResult:
 
     outcome: Outcome
     total: int = 0
+
+
+@dataclass(slots=True)
+class CipherResult:
+    """cipher_submit / cipher_join: the round's global count after this request."""
+
+    outcome: Outcome
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class Need:
+    """Where a cipher verb checks that a device did an earlier round: `kind` 'h' (hash field) or 's' (set
+    member) at the key `name` names ('startFLJob': device metas, 'updateModel': its set, else a cipher round)."""
+
+    name: str
+    kind: str = "h"
 
 
 class Snapshot(NamedTuple):
@@ -242,13 +261,47 @@ class ClusterState(abc.ABC):
 
     @abc.abstractmethod
     async def update_model(self, inst, iteration, threshold, fl_id, node_id, req_iteration, local_error,
-                           now_ms, count_now=False) -> UpdateResult:
-        """Admits a device's update (below `threshold` cluster-wide, once per device, after its startFLJob)
-        and counts it for `node_id`; with count_now it is counted for aggregation as well."""
+                           now_ms, count_now=False, need_secrets=False) -> UpdateResult:
+        """Admits a device's update (below `threshold` cluster-wide, once per device, after its startFLJob;
+        with need_secrets after its getSecrets, else NOT_MEMBER) and counts it for `node_id`; with count_now
+        it is counted for aggregation as well."""
 
     @abc.abstractmethod
     async def count_for_aggregation(self, inst, iteration, node_id) -> CountResult:
         """Counts one accumulated update of `node_id` towards the aggregation."""
+
+    # ---- secure aggregation (spec §5.1): per-iteration cipher rounds --------------------------
+    @abc.abstractmethod
+    async def cipher_submit(self, inst, iteration, name, threshold, fl_id, value: bytes, need: Need,
+                            items: Optional[dict], now_ms) -> CipherResult:
+        """Round `name` takes a device's data once: DUPLICATE if it already did, THRESHOLD_REACHED at the
+        threshold, NOT_MEMBER without `need`; else stores `value` (and `items`, field -> bytes) and counts."""
+
+    @abc.abstractmethod
+    async def cipher_join(self, inst, iteration, name, fl_id, need: Need, ready: str, ready_threshold,
+                          now_ms) -> CipherResult:
+        """A get round: NOT_READY until round `ready` ('updateModel': the accepted updates) counts
+        `ready_threshold`, NOT_MEMBER without `need`; else records the device (counted once)."""
+
+    @abc.abstractmethod
+    async def cipher_values(self, inst, iteration, name) -> dict:
+        """fl_id -> bytes stored by round `name`."""
+
+    @abc.abstractmethod
+    async def cipher_items(self, inst, iteration, name, fields) -> list:
+        """The items of round `name` at `fields` (bytes or None each)."""
+
+    @abc.abstractmethod
+    async def cipher_count(self, inst, iteration, name) -> int:
+        """The global count of round `name`."""
+
+    @abc.abstractmethod
+    async def update_set(self, inst, iteration) -> set:
+        """fl_ids whose update was accepted in `iteration`."""
+
+    @abc.abstractmethod
+    async def cluster_prime(self, candidate: bytes) -> bytes:
+        """The cluster's prime: `candidate` if none was stored yet (set once, atomically), else the stored one."""
 
     @abc.abstractmethod
     async def update_counts(self, inst, iteration) -> dict:

@@ -51,6 +51,11 @@ class Keys:
         due, round window opened)."""
         return f"{self.base}events"
 
+    @property
+    def cipher_prime(self) -> str:
+        """string: the cluster's secret-sharing prime (33 bytes), written once (SET NX), never expired."""
+        return f"{self.base}cipherPrime:String"
+
     # ---- per instance (P) ----------------------------------------------------------------
     def p(self, inst: str) -> str:
         return f"{self.base}{inst}:"
@@ -111,6 +116,14 @@ class Keys:
         """set: fl_ids that completed round `name` this iteration."""
         return f"{self.pi(inst, iteration)}client:{name}:flSet"
 
+    def cipher_data(self, inst: str, iteration: int, name: str) -> str:
+        """hash: fl_id -> what the device sent in cipher round `name` ("" for the get rounds)."""
+        return f"{self.pi(inst, iteration)}cipher:{name}:data:Hash"
+
+    def cipher_items(self, inst: str, iteration: int, name: str) -> str:
+        """hash: "<recipient>|<sender>" -> one item of round `name` (shareSecrets: an encrypted share)."""
+        return f"{self.pi(inst, iteration)}cipher:{name}:items:Hash"
+
     def summary(self, inst: str, iteration: int) -> str:
         """hash: node id -> JSON summary of the iteration on that server."""
         return f"{self.pi(inst, iteration)}summary:Hash"
@@ -118,6 +131,11 @@ class Keys:
     def summary_lock(self, inst: str, iteration: int) -> str:
         """string: node id of the server writing the iteration's summary, then "Finish"."""
         return f"{self.pi(inst, iteration)}summaryLock:String"
+
+
+# The cipher rounds whose per-iteration data hashes exist (secure aggregation, spec §5.1).
+CIPHER_ROUNDS = ("exchangeKeys", "getKeys", "shareSecrets", "getSecrets", "getClientList", "reconstructSecrets",
+                 "pushListSign", "getListSign")
 
 
 # Instance states stored in status:Hash runningState (spec §1.7).

@@ -17,6 +17,7 @@ from mindspore_federated.state.base import (
     rank_of,
 )
 from mindspore_federated.state.keys import (
+    CIPHER_ROUNDS,
     HEARTBEAT_TTL_S,
     ITER_EXTRA_S,
     OLD_ITERATION_TTL_S,
@@ -28,10 +29,11 @@ from mindspore_federated.state.keys import (
     InstanceState,
     Keys,
 )
+from mindspore_federated.state.memory_cipher import MemoryCipherVerbs
 from mindspore_federated.state.memory_store import MemoryStore
 
 
-class MemoryClusterState(ClusterState):
+class MemoryClusterState(MemoryCipherVerbs, ClusterState):
     """The cluster state of one fl_name in a MemoryStore (pass one store to several states to share it)."""
 
     def __init__(self, fl_name, global_window_ms, store=None, clock=None):
@@ -261,7 +263,7 @@ class MemoryClusterState(ClusterState):
         return StartResult(Outcome.ACCEPTED, count, int(timer.get("startFLJob", now_ms)))
 
     async def update_model(self, inst, iteration, threshold, fl_id, node_id, req_iteration, local_error,
-                           now_ms, count_now=False):
+                           now_ms, count_now=False, need_secrets=False):
         k, s = self.keys, self.store
         refused = self._gate(inst, iteration)
         if refused:
@@ -280,6 +282,8 @@ class MemoryClusterState(ClusterState):
             return UpdateResult(Outcome.WRONG_ITERATION)
         if str(local_error) != "0":
             return UpdateResult(Outcome.LOCAL_ERROR)
+        if need_secrets and fl_id not in (s.get(k.cipher_data(inst, iteration, "getSecrets")) or {}):
+            return UpdateResult(Outcome.NOT_MEMBER)
         done.add(fl_id)
         counts = s.hash(update_key)
         counts[node_id] = counts.get(node_id, 0) + 1
@@ -335,7 +339,9 @@ class MemoryClusterState(ClusterState):
             status["runningState"] = str(InstanceState.FINISH)
         self._expire([k.count(inst, iteration), k.server_count(inst, iteration, "updateModel"),
                       k.server_count(inst, iteration, "countForAggregation"), k.timer(inst, iteration),
-                      k.device_metas(inst, iteration), k.fl_set(inst, iteration, "updateModel")],
+                      k.device_metas(inst, iteration), k.fl_set(inst, iteration, "updateModel"),
+                      *(k.cipher_data(inst, iteration, n) for n in CIPHER_ROUNDS),
+                      *(k.cipher_items(inst, iteration, n) for n in CIPHER_ROUNDS)],
                      OLD_ITERATION_TTL_S)
         s.publish(k.events, {"event": "iteration", "instance": inst, "iteration": nxt})
         return True

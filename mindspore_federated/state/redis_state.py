@@ -21,6 +21,7 @@ from mindspore_federated.state.base import (
     rank_of,
 )
 from mindspore_federated.state.keys import (
+    CIPHER_ROUNDS,
     HEARTBEAT_TTL_S,
     ITER_EXTRA_S,
     OLD_ITERATION_TTL_S,
@@ -32,13 +33,14 @@ from mindspore_federated.state.keys import (
     InstanceState,
     Keys,
 )
+from mindspore_federated.state.redis_cipher import RedisCipherVerbs
 
 # Lua reply codes (state/scripts.py) -> outcomes: the common ones, then each round's own.
 _COMMON = {-1: Outcome.STATUS_LOST, -2: Outcome.ITERATION_CHANGED, -3: Outcome.NOT_RUNNING}
 _START = {**_COMMON, 0: Outcome.ACCEPTED, 1: Outcome.THRESHOLD_REACHED, 2: Outcome.DUPLICATE,
           3: Outcome.LOCAL_ERROR}
 _UPDATE = {**_COMMON, 0: Outcome.ACCEPTED, 1: Outcome.THRESHOLD_REACHED, 2: Outcome.NO_DEVICE_META,
-           3: Outcome.WRONG_ITERATION, 4: Outcome.LOCAL_ERROR, 5: Outcome.DUPLICATE}
+           3: Outcome.WRONG_ITERATION, 4: Outcome.LOCAL_ERROR, 5: Outcome.DUPLICATE, 6: Outcome.NOT_MEMBER}
 _COUNT = {**_COMMON, 0: Outcome.ACCEPTED}
 
 
@@ -72,7 +74,7 @@ class RedisSubscription(Subscription):
         await self.pubsub.aclose()
 
 
-class RedisClusterState(ClusterState):
+class RedisClusterState(RedisCipherVerbs, ClusterState):
     """The cluster state in Redis for one fl_name. `client` is a redis.asyncio client (state/clients.py);
     `fast`, an optional PipelinedRedis, carries the round scripts (the hot path)."""
 
@@ -91,6 +93,7 @@ class RedisClusterState(ClusterState):
         self._create_status = client.register_script(scripts.CREATE_STATUS)
         self._switch_state = client.register_script(scripts.SWITCH_RUNNING_STATE)
         self._create_scaling = client.register_script(scripts.CREATE_SCALING)
+        self.register_cipher_scripts(client)
 
     async def _eval(self, script, keys, args):
         """EVALSHA (the hot path) through the pipelined connection when there is one, else straight through
@@ -334,15 +337,15 @@ class RedisClusterState(ClusterState):
         return StartResult(Outcome.ACCEPTED, int(reply[1]), int(reply[2]))
 
     async def update_model(self, inst, iteration, threshold, fl_id, node_id, req_iteration, local_error, now_ms,
-                           count_now=False):
+                           count_now=False, need_secrets=False):
         k = self.keys
         reply = await self._eval(
             self._update,
             [k.status(inst), k.server_count(inst, iteration, "updateModel"), k.device_metas(inst, iteration),
              k.fl_set(inst, iteration, "updateModel"), k.timer(inst, iteration),
-             k.server_count(inst, iteration, "countForAggregation")],
+             k.server_count(inst, iteration, "countForAggregation"), k.cipher_data(inst, iteration, "getSecrets")],
             [iteration, threshold, fl_id, node_id, req_iteration, local_error, now_ms, self.iter_ttl,
-             "1" if count_now else "0"])
+             "1" if count_now else "0", "1" if need_secrets else "0"])
         code = int(reply[0])
         if code:
             return UpdateResult(_UPDATE[code])
@@ -379,7 +382,9 @@ class RedisClusterState(ClusterState):
         k = self.keys
         return [k.count(inst, iteration), k.server_count(inst, iteration, "updateModel"),
                 k.server_count(inst, iteration, "countForAggregation"), k.timer(inst, iteration),
-                k.device_metas(inst, iteration), k.fl_set(inst, iteration, "updateModel")]
+                k.device_metas(inst, iteration), k.fl_set(inst, iteration, "updateModel"),
+                *(k.cipher_data(inst, iteration, n) for n in CIPHER_ROUNDS),
+                *(k.cipher_items(inst, iteration, n) for n in CIPHER_ROUNDS)]
 
     async def finish_iteration(self, inst, iteration, success, reason, fl_iteration_num, guard="none",
                                guard_threshold=0):

@@ -36,8 +36,10 @@ end
 return {0, c, redis.call('HGET', KEYS[4], 'startFLJob') or ARGV[5]}
 """
 
-# KEYS: status, update_count (per server), device_metas, update_set, timer, aggregation_count (per server)
-# ARGV: iteration, threshold, fl_id, node_id, req_iteration, local_error, now_ms, ttl_s, count_now
+# KEYS: status, update_count (per server), device_metas, update_set, timer, aggregation_count (per server),
+#       getSecrets data hash
+# ARGV: iteration, threshold, fl_id, node_id, req_iteration, local_error, now_ms, ttl_s, count_now, need_secrets
+# need_secrets '1' (PW_ENCRYPT): code 6 when the device did not getSecrets this iteration.
 # count_now '1': the caller accumulates the update before its event loop can run anything else, so the
 # aggregation count is taken here too (one round trip); the 4th value returned is then the new total.
 # Code 5 (this fl_id's update was already accepted this iteration) comes before the threshold: a device
@@ -50,6 +52,7 @@ local meta = redis.call('HGET', KEYS[3], ARGV[3])
 if not meta then return {2} end
 if tonumber(ARGV[5]) ~= tonumber(ARGV[1]) then return {3} end
 if ARGV[6] ~= '0' then return {4} end
+if ARGV[10] == '1' and redis.call('HEXISTS', KEYS[7], ARGV[3]) == 0 then return {6} end
 if redis.call('SADD', KEYS[4], ARGV[3]) == 0 then return {5} end
 redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
 total = total + 1
@@ -127,4 +130,58 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
+"""
+
+_IS_MEMBER = """
+local function is_member(key, kind, id)
+  if kind == 's' then return redis.call('SISMEMBER', key, id) == 1 end
+  return redis.call('HEXISTS', key, id) == 1
+end
+"""
+
+# KEYS: status, count, data, need, items, timer
+# ARGV: iteration, name, threshold, fl_id, value, need_kind ('h'|'s'), ttl_s, now_ms, n_items, field1, item1, ...
+# 3 duplicate (before the threshold, so a device whose reply was lost is told it was taken), 1 threshold
+# reached, 2 the device lacks the round it needs; 0 stored and counted: {0, count}.
+CIPHER_SUBMIT = _GUARD_ITERATION + _IS_MEMBER + """
+if redis.call('HEXISTS', KEYS[3], ARGV[4]) == 1 then return {3} end
+local c = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+if c >= tonumber(ARGV[3]) then return {1, c} end
+if not is_member(KEYS[4], ARGV[6], ARGV[4]) then return {2, c} end
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[7])
+local n = tonumber(ARGV[9])
+for i = 10, 9 + 2 * n, 2 do redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]) end
+if n > 0 then redis.call('EXPIRE', KEYS[5], ARGV[7]) end
+c = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+if c == 1 then
+  redis.call('HSETNX', KEYS[6], ARGV[2], ARGV[8])
+  redis.call('EXPIRE', KEYS[2], ARGV[7])
+  redis.call('EXPIRE', KEYS[6], ARGV[7])
+end
+return {0, c}
+"""
+
+# KEYS: status, count, data, need, ready, timer
+# ARGV: iteration, name, fl_id, need_kind, ready_field ('' = the sum of the per-server hash `ready`),
+#       ready_threshold, ttl_s, now_ms
+# 4 not ready, 2 the device lacks the round it needs; 0 recorded (counted once per device): {0, count}.
+CIPHER_JOIN = _GUARD_ITERATION + _SUM_HASH + _IS_MEMBER + """
+local ready
+if ARGV[5] == '' then ready = sum_hash(KEYS[5]) else ready = tonumber(redis.call('HGET', KEYS[5], ARGV[5]) or '0') end
+if ready < tonumber(ARGV[6]) then return {4} end
+if not is_member(KEYS[4], ARGV[4], ARGV[3]) then return {2} end
+local c
+if redis.call('HSETNX', KEYS[3], ARGV[3], '') == 1 then
+  redis.call('EXPIRE', KEYS[3], ARGV[7])
+  c = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  if c == 1 then
+    redis.call('HSETNX', KEYS[6], ARGV[2], ARGV[8])
+    redis.call('EXPIRE', KEYS[2], ARGV[7])
+    redis.call('EXPIRE', KEYS[6], ARGV[7])
+  end
+else
+  c = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+end
+return {0, c}
 """
