@@ -11,7 +11,9 @@ import aiohttp
 import numpy as np
 
 from mindspore_federated.client import messages as msg
+from mindspore_federated.client import secure
 from mindspore_federated.client.messages import PlainTextReply, ResponseCode
+from mindspore_federated.client.privacy import DevicePrivacy
 from mindspore_federated.errors import FederatedError
 
 _HEADERS = {"Content-Type": "application/octet-stream"}
@@ -130,6 +132,7 @@ class IterationOutcome:
     restarts: int = 0
     requests: list = field(default_factory=list)
     wall_seconds: float = 0.0
+    dropped: str = None       # the phase after which the device dropped out (Device.drop_at)
 
     @property
     def retcodes(self):
@@ -186,7 +189,7 @@ class Device:
 
     def __init__(self, servers, fl_name, *, fl_id=None, data_size=1, eval_data_size=0, url_prefix="",
                  session=None, limiter=None, policy=None, upload_weighted=True, download_compress_types=(),
-                 file_identifier=False, rng=None):
+                 file_identifier=False, rng=None, drop_at=None):
         self.servers = _normalise_servers(servers)
         self.fl_name = fl_name
         self.fl_id = fl_id or f"device-{uuid.uuid4().hex}"
@@ -198,6 +201,7 @@ class Device:
         self.download_compress_types = tuple(download_compress_types)
         self.file_identifier = file_identifier
         self.iteration = 0
+        self.drop_at = drop_at    # a secure.PHASES name: stop after that phase (simulated dropout)
         self._session = session
         self._own_session = session is None
         self._limiter = limiter
@@ -361,6 +365,8 @@ class Device:
             raise
         except _Finished:
             outcome.finished = True
+        except secure.Dropped as exc:
+            outcome.dropped = exc.phase
         finally:
             outcome.wall_seconds = time.perf_counter() - started
         return outcome
@@ -383,13 +389,15 @@ class Device:
 
     async def _start_and_update(self, train_fn, outcome, deadline):
         start = await self._start_fl_job(outcome, deadline)
+        privacy = DevicePrivacy(self, start, lambda name, body: self._call(name, body, outcome, deadline))
+        await privacy.before_training()
         result = await _maybe_await(train_fn(start.model(), start.fl_plan))
         weights, loss, accuracy = _split_train_result(result)
-        del start
-        body = self._update_body(weights, loss, accuracy)
-        del weights
+        body = self._update_body(weights, loss, accuracy, privacy)
+        del start, weights
         await self._call("updateModel", body, outcome, deadline)
         outcome.accepted = True
+        await privacy.after_upload()
 
     async def _start_fl_job(self, outcome, deadline):
         """startFLJob with retries; records the iteration and plan in `outcome`."""
@@ -402,12 +410,14 @@ class Device:
         outcome.fl_plan = reply.fl_plan
         return reply
 
-    def _update_body(self, weights, loss, accuracy):
-        if self.upload_weighted:
+    def _update_body(self, weights, loss, accuracy, privacy):
+        weights, extra = privacy.encode(weights)
+        if self.upload_weighted and not extra:
             scale = np.float32(self.data_size)
             weights = {name: msg.as_float32_vector(w) * scale for name, w in weights.items()}
+        weights = privacy.mask(weights)
         return msg.build_update_model(self.fl_name, self.fl_id, self.iteration, weights, upload_loss=loss,
-                                      upload_accuracy=accuracy, file_identifier=self.file_identifier)
+                                      upload_accuracy=accuracy, file_identifier=self.file_identifier, **extra)
 
     async def _fetch_model(self, outcome, deadline):
         body = msg.build_get_model(self.fl_name, outcome.iteration,

@@ -5,9 +5,6 @@ from mindspore_federated import errors
 # in the same commit that makes the server honour it; nothing else gates these features.
 NOT_BUILT = {
     "encrypt.encrypt_type": {
-        "PW_ENCRYPT": "pairwise-mask secure aggregation (encrypt.encrypt_type: PW_ENCRYPT)",
-        "STABLE_PW_ENCRYPT": ("stable pairwise-mask secure aggregation "
-                              "(encrypt.encrypt_type: STABLE_PW_ENCRYPT)"),
         "SIGNDS": "SignDS update reconstruction (encrypt.encrypt_type: SIGNDS)",
     },
     "client_verify.pki_verify": {True: "device certificate verification (client_verify.pki_verify: true)"},

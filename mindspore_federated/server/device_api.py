@@ -81,8 +81,9 @@ class DeviceApi:
         self._gate = node.gate
 
     def route(self, path):
-        """Round name of a request path, or None."""
-        return self.routes.get(path)
+        """Round name of a request path, or None (a cipher round the cluster's encrypt type does not run)."""
+        name = self.routes.get(path)
+        return name if name is None or self.ctx.cipher.serves(name) else None
 
     def health(self):
         ctx = self.ctx

@@ -1,4 +1,5 @@
 """One FL server's engine, assembled: the context, windows, lifecycle, aggregation, loops and drain."""
+from mindspore_federated.server.aggregation.pipeline import Stage
 from mindspore_federated.server.aggregation.stages import FedAvgStages
 from mindspore_federated.server.engine.context import EngineContext
 from mindspore_federated.server.engine.drain import Drain
@@ -9,6 +10,7 @@ from mindspore_federated.server.engine.join import join
 from mindspore_federated.server.engine.sync import SyncLoop
 from mindspore_federated.server.engine.windows import RoundWindows
 from mindspore_federated.server.round_table import WINDOWS, RoundHost
+from mindspore_federated.server.secagg.unmask import UnmaskStage
 
 
 class ServerNode:
@@ -20,6 +22,7 @@ class ServerNode:
         self.windows = RoundWindows(ctx, WINDOWS)
         self.lifecycle = IterationLifecycle(ctx, self.windows)
         self.lifecycle.pipeline = FedAvgStages(ctx, self.lifecycle.finish).pipeline()
+        self.lifecycle.pipeline.insert_after("all-reduce", Stage("unmask", UnmaskStage(ctx, self.lifecycle.finish).run))
         self.windows.on_expired = self.lifecycle.finish
         self.gate = Gate(ctx)
         self.sync = SyncLoop(ctx, self.windows, self.lifecycle)

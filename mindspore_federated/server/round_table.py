@@ -10,6 +10,7 @@ from mindspore_federated import errors
 from mindspore_federated.server import hybrid_rounds, replies, rounds
 from mindspore_federated.server.engine.windows import Window
 from mindspore_federated.server.replies import REQUEST_ERROR
+from mindspore_federated.server.secagg import key_rounds, list_rounds, secret_rounds
 
 
 class RoundHost(NamedTuple):
@@ -74,6 +75,12 @@ def _bad_metrics(host):
     return replies.push_metrics(REQUEST_ERROR)
 
 
+def _cipher_window(name):
+    """A cipher round's window: cipher_time_window from its first request; failing the iteration when the
+    round's global count is still below its threshold (EngineContext.cipher_threshold_<name>)."""
+    return Window(name, "cipher_time_window", f"field:{name}", f"cipher_threshold_{name}")
+
+
 ROUNDS = (
     DeviceRound("startFLJob", rounds.start_fl_job, "RequestFLJob", _bad_fl_job,
                 Window("startFLJob", "start_fl_job_time_window", "field:startFLJob", "threshold_start",
@@ -86,6 +93,23 @@ ROUNDS = (
     DeviceRound("pullWeight", hybrid_rounds.pull_weight, "RequestPullWeight", _bad_pull),
     DeviceRound("pushWeight", hybrid_rounds.push_weight, "RequestPushWeight", _bad_push, upload=True),
     DeviceRound("pushMetrics", hybrid_rounds.push_metrics, "RequestPushMetrics", _bad_metrics),
+    # secure aggregation (spec §5.1): routed only when the cluster's encrypt type runs them
+    DeviceRound("exchangeKeys", key_rounds.exchange_keys, "RequestExchangeKeys", key_rounds.bad_exchange_keys,
+                _cipher_window("exchangeKeys")),
+    DeviceRound("getKeys", key_rounds.get_keys, "GetExchangeKeys", key_rounds.bad_get_keys,
+                _cipher_window("getKeys")),
+    DeviceRound("shareSecrets", secret_rounds.share_secrets, "RequestShareSecrets", secret_rounds.bad_share_secrets,
+                _cipher_window("shareSecrets")),
+    DeviceRound("getSecrets", secret_rounds.get_secrets, "GetShareSecrets", secret_rounds.bad_get_secrets,
+                _cipher_window("getSecrets")),
+    DeviceRound("getClientList", list_rounds.client_list, "GetClientList", list_rounds.bad_client_list,
+                _cipher_window("getClientList")),
+    DeviceRound("reconstructSecrets", list_rounds.reconstruct_secrets, "SendReconstructSecret",
+                list_rounds.bad_reconstruct, _cipher_window("reconstructSecrets")),
+    DeviceRound("pushListSign", list_rounds.push_list_sign, "SendClientListSign", list_rounds.bad_push_list_sign,
+                _cipher_window("pushListSign")),
+    DeviceRound("getListSign", list_rounds.get_list_sign, "RequestAllClientListSign",
+                list_rounds.bad_get_list_sign, _cipher_window("getListSign")),
 )
 BY_NAME = {r.name: r for r in ROUNDS}
 WINDOWS = tuple(r.window for r in ROUNDS if r.window is not None)

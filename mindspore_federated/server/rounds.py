@@ -12,6 +12,7 @@ from mindspore_federated.errors import Unavailable
 from mindspore_federated.schema.fbs import RequestFLJob, RequestGetModel
 from mindspore_federated.server import replies
 from mindspore_federated.server.replies import OUT_OF_TIME, REQUEST_ERROR, SUC_NOT_READY, SUCCEED
+from mindspore_federated.server.secagg.settings import UNCOMPRESSED
 from mindspore_federated.state.base import Outcome
 
 MAX_DATA_SIZE = 65535
@@ -42,6 +43,9 @@ def fl_plan(ctx):
     plan.update(fl_name=ctx.cfg.fl_name, server_mode=ctx.cfg.server_mode)
     for key, default in PLAN_DEFAULTS:
         plan.setdefault(key, default)
+    plan["prime"] = ctx.cipher.prime
+    if plan["encrypt_type"] in UNCOMPRESSED:  # masked / sign-encoded uploads go uncompressed (spec §5.3)
+        plan["upload_compress_type"] = "NO_COMPRESS"
     return plan
 
 
@@ -123,7 +127,8 @@ async def update_model(host, body):
     # may count them for aggregation at once (one round trip); large ones are counted after accumulating.
     inline = ctx.acc.is_inline(arrays)
     result = await host.state.update_model(ctx.inst, iteration, ctx.threshold_update, fl_id, ctx.node_id,
-                                           req_iteration, local_error, now_ms(), count_now=inline)
+                                           req_iteration, local_error, now_ms(), count_now=inline,
+                                           need_secrets=ctx.cipher.pw)
     outcome = host.gate.check_state_result(result)
     if outcome is Outcome.DUPLICATE:  # a retry of an accepted update (its reply was lost): counted once
         return cached_update_reply(host)
@@ -148,6 +153,8 @@ def _update_reject(host, outcome, local_error, fl_id, req_iteration, missing):
     if outcome is Outcome.WRONG_ITERATION:
         return replies.update_model(OUT_OF_TIME, errors.UPDATE_ITERATION.format(
             iteration=req_iteration, current=host.ctx.iteration, next_time=next_time, fl_id=fl_id), next_time)
+    if outcome is Outcome.NOT_MEMBER:
+        return replies.update_model(OUT_OF_TIME, errors.UPDATE_NOT_SECRETS.format(fl_id=fl_id), next_time)
     if outcome is Outcome.LOCAL_ERROR:
         reason = {1: errors.UPDATE_FEATURES.format(next_time=next_time),
                   2: errors.UPDATE_MISSING_WEIGHT.format(name=missing, fl_id=fl_id),

@@ -300,8 +300,9 @@ class ClusterState(abc.ABC):
         """fl_ids whose update was accepted in `iteration`."""
 
     @abc.abstractmethod
-    async def cluster_prime(self, candidate: bytes) -> bytes:
-        """The cluster's prime: `candidate` if none was stored yet (set once, atomically), else the stored one."""
+    async def cluster_prime(self, candidate: Optional[bytes]) -> Optional[bytes]:
+        """The cluster's prime: `candidate` if none was stored yet (set once, atomically), else the stored one
+        (None when there is none and no candidate)."""
 
     @abc.abstractmethod
     async def update_counts(self, inst, iteration) -> dict:

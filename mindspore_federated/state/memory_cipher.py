@@ -76,5 +76,6 @@ class MemoryCipherVerbs:
         return set(self.store.get(self.keys.fl_set(inst, iteration, "updateModel")) or ())
 
     async def cluster_prime(self, candidate):
-        self.store.put(self.keys.cipher_prime, bytes(candidate), only_new=True)
+        if candidate is not None:
+            self.store.put(self.keys.cipher_prime, bytes(candidate), only_new=True)
         return self.store.get(self.keys.cipher_prime)

@@ -68,6 +68,8 @@ class RedisCipherVerbs:
 
     async def cluster_prime(self, candidate):
         key = self.keys.cipher_prime
-        await self.r.set(key, candidate, nx=True)
-        return bytes(await self.r.get(key))
+        if candidate is not None:
+            await self.r.set(key, candidate, nx=True)
+        stored = await self.r.get(key)
+        return bytes(stored) if stored is not None else None
 

@@ -1,5 +1,6 @@
 """Device-side wire messages: `codec` (enums and flatbuffers primitives), `requests` (one builder per round),
 `replies` (verify-then-read reply readers); QUANT decoding comes from mindspore_federated.compression."""
+from mindspore_federated.client.messages.cipher import CIPHER_PARSERS
 from mindspore_federated.client.messages.codec import (
     FILE_IDENTIFIER,
     ROUND_TABLES,
@@ -8,7 +9,9 @@ from mindspore_federated.client.messages.codec import (
     as_float32_vector,
 )
 from mindspore_federated.client.messages.replies import (
-    PARSERS,
+    PARSERS as _ROUND_PARSERS,
+)
+from mindspore_federated.client.messages.replies import (
     DPParamsInfo,
     DSParamsInfo,
     FLPlanInfo,
@@ -40,6 +43,8 @@ from mindspore_federated.client.messages.requests import (
 )
 from mindspore_federated.clock import now_ms_text as now_ms
 from mindspore_federated.compression import QuantFeature, quant_decode, quant_encode, quant_scale
+
+PARSERS = {**_ROUND_PARSERS, **CIPHER_PARSERS}
 
 __all__ = [
     "FILE_IDENTIFIER", "ROUND_TABLES", "CompressType", "ResponseCode", "as_float32_vector", "now_ms",

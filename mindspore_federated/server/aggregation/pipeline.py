@@ -11,6 +11,7 @@ class AggregationRun:
     rank: int = 0                               # this server's place in `group`
     total_data_size: float = None               # Σn over the group after the all-reduce (None: local Σn)
     model: object = None                        # the averaged Model
+    unmasked: bool = False                      # secure aggregation removed the masks (PW_ENCRYPT)
 
 
 @dataclass(frozen=True)

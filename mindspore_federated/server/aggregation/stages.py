@@ -63,5 +63,6 @@ class FedAvgStages:
             return True
         ctx.aggregated[run.iteration] = run.model
         if run.rank == 0:
-            await self.finish_iteration(run.iteration, True, errors.ITER_AGGREGATED)
+            await self.finish_iteration(run.iteration, True,
+                                        errors.ITER_UNMASKED if run.unmasked else errors.ITER_AGGREGATED)
         return True

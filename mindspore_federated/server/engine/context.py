@@ -8,6 +8,7 @@ from mindspore_federated.server.aggregation.fedavg import FedAvgAccumulator
 from mindspore_federated.server.engine.reply_cache import ReplyCache
 from mindspore_federated.server.engine.tasks import TaskGroup
 from mindspore_federated.server.model import ModelStore
+from mindspore_federated.server.secagg.settings import CipherSettings, cipher_settings
 from mindspore_federated.server.summary import IterationStats, parse_participation_levels
 from mindspore_federated.state.keys import InstanceState
 
@@ -38,6 +39,7 @@ class EngineContext:
         self.iteration = 0
         self.running_state = InstanceState.RUNNING
         self.hp = {}
+        self.cipher = CipherSettings()     # the privacy mode of the cluster (server/secagg/)
         self.cache_ok = True
         self.safemode = False
         self.leaving = False               # graceful stop in progress: devices are turned away
@@ -55,7 +57,14 @@ class EngineContext:
         self.iteration_window_ms = int(hp["start_fl_job_time_window"]) + int(hp["update_model_time_window"])
         self.fl_iteration_num = int(hp["fl_iteration_num"])
         self.download_quant = hp.get("download_compress_type") == "QUANT"
+        self.cipher = cipher_settings(hp, self.cipher)
         self.replies.clear()
+
+    def __getattr__(self, name):
+        """cipher_threshold_<round>: the cipher round thresholds the round windows compare with."""
+        if name.startswith("cipher_threshold_"):
+            return self.cipher.thresholds.get(name[len("cipher_threshold_"):], 0)
+        raise AttributeError(name)
 
     def request_sync(self):
         """Asks the sync loop for an immediate sync with the cluster state."""

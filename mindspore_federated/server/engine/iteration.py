@@ -8,6 +8,7 @@ from mindspore_federated.clock import now_ms
 from mindspore_federated.log import get_logger
 from mindspore_federated.server.model import Model
 from mindspore_federated.server.peers import allreduce_tag
+from mindspore_federated.server.secagg.prime import load_prime
 from mindspore_federated.server.summary import IterationStats
 from mindspore_federated.state.base import Outcome
 from mindspore_federated.state.keys import InstanceState
@@ -202,6 +203,7 @@ class IterationLifecycle:
             hp = await ctx.state.hyper_params(name)
             if hp:
                 ctx.apply_hyper_params(hp)
+                await load_prime(ctx)
             await ctx.state.ensure_status(name, 1)
             status = await ctx.state.status(name)
             ctx.store.reset(0, newest)

@@ -1,5 +1,6 @@
 """Joining at start-up: adopt or create the instance, its hyper-parameters and the model declaration."""
 from mindspore_federated import errors
+from mindspore_federated.server.secagg.prime import load_prime
 from mindspore_federated.state.keys import InstanceState
 
 
@@ -10,6 +11,7 @@ async def join(ctx, lifecycle, local_hp):
     if int(status.get("runningState", 0)) == InstanceState.STOP:
         raise errors.FederatedError(errors.START_STOPPING.format(fl_name=ctx.cfg.fl_name))
     ctx.apply_hyper_params(await ctx.state.sync_hyper_params(ctx.inst, local_hp))
+    await load_prime(ctx)
     await ctx.state.declare_model(ctx.spec)
     if await _lost_own_updates(ctx, lifecycle, status):
         status = await ctx.state.status(ctx.inst)

@@ -19,6 +19,10 @@ class ReplyCache:
             reply = self._replies[key] = build()
         return reply
 
+    def peek(self, key):
+        """The cached reply for `key`, or None."""
+        return self._replies.get(key)
+
     def clear(self):
         self._replies.clear()
 

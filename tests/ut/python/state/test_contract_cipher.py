@@ -67,6 +67,7 @@ def test_cipher_join_waits_for_its_round_and_counts_once(backend, fl_name):  # n
 def test_cluster_prime_is_set_once(backend, fl_name):  # noqa: F811
     async def scenario():
         a, b = await backend.state(fl_name), await backend.state(fl_name)
+        assert await a.cluster_prime(None) is None
         assert await a.cluster_prime(b"\x01" * 33) == b"\x01" * 33
         assert await b.cluster_prime(b"\x02" * 33) == b"\x01" * 33
     run(backend, scenario)
