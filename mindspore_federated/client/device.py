@@ -185,11 +185,14 @@ class Device:
       request; never while sleeping until next_req_time or between getModel polls.
     upload_weighted: True (default) uploads `w * data_size` (FedAvg contract, spec §4.1) for the weights `w`
       train_fn returns; False uploads train_fn's arrays verbatim.
+    Privacy follows the plan: PW_ENCRYPT / STABLE_PW_ENCRYPT mask the upload (client/secure.py), SIGNDS
+      uploads a sign and index list; DP_ENCRYPT noise is added when dp_noise=True. drop_at (a
+      client.secure.PHASES name) makes the device stop after that phase (outcome.dropped).
     """
 
     def __init__(self, servers, fl_name, *, fl_id=None, data_size=1, eval_data_size=0, url_prefix="",
                  session=None, limiter=None, policy=None, upload_weighted=True, download_compress_types=(),
-                 file_identifier=False, rng=None, drop_at=None):
+                 file_identifier=False, rng=None, drop_at=None, dp_noise=False):
         self.servers = _normalise_servers(servers)
         self.fl_name = fl_name
         self.fl_id = fl_id or f"device-{uuid.uuid4().hex}"
@@ -202,6 +205,7 @@ class Device:
         self.file_identifier = file_identifier
         self.iteration = 0
         self.drop_at = drop_at    # a secure.PHASES name: stop after that phase (simulated dropout)
+        self.dp_noise = dp_noise  # add the DP_ENCRYPT plan's Gaussian noise to the update (client-side DP)
         self._session = session
         self._own_session = session is None
         self._limiter = limiter

@@ -48,7 +48,7 @@ class DevicePrivacy:
         self.device = device
         self.plan = start.fl_plan
         self.mode = self.plan.encrypt_type if self.plan is not None else ""
-        self.old = start.model() if self.mode in ("DP_ENCRYPT", "SIGNDS") else None
+        self.old = start.model() if self.mode in ("DP_ENCRYPT", "SIGNDS") else None  # read-only views
         self.call = call
         self.session = None
 
@@ -66,7 +66,7 @@ class DevicePrivacy:
 
     def encode(self, weights):
         """(weights, extra build_update_model arguments) before weighting by data_size."""
-        if self.mode == "DP_ENCRYPT" and self.plan.dp_params is not None:
+        if self.mode == "DP_ENCRYPT" and self.device.dp_noise and self.plan.dp_params is not None:
             return dp_noise(weights, self.old, self.plan.dp_params, np.random.default_rng()), {}
         if self.mode == "SIGNDS" and self.plan.ds_params is not None:
             sign, index = signds_encode(weights, self.old, self.plan.ds_params)

@@ -57,7 +57,7 @@ class EngineContext:
         self.iteration_window_ms = int(hp["start_fl_job_time_window"]) + int(hp["update_model_time_window"])
         self.fl_iteration_num = int(hp["fl_iteration_num"])
         self.download_quant = hp.get("download_compress_type") == "QUANT"
-        self.cipher = cipher_settings(hp, self.cipher)
+        self.cipher = cipher_settings(hp, getattr(self, "cipher", None))
         self.replies.clear()
 
     def __getattr__(self, name):

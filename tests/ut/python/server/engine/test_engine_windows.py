@@ -37,7 +37,9 @@ def run(scenario):
 
 
 def test_the_round_table_declares_the_fedavg_windows():
-    assert WINDOWS == (START, UPDATE)
+    assert WINDOWS[:2] == (START, UPDATE)
+    # then one window per cipher round (secure aggregation), each on cipher_time_window
+    assert all(w.hp_key == "cipher_time_window" and w.guard == f"field:{w.name}" for w in WINDOWS[2:])
 
 
 def test_the_opening_round_starts_the_global_window_and_sets_the_next_request_time():
