@@ -4,9 +4,6 @@ from mindspore_federated import errors
 # YAML key -> {configured value: what it asks for}. The issue that builds a feature deletes its row here,
 # in the same commit that makes the server honour it; nothing else gates these features.
 NOT_BUILT = {
-    "encrypt.encrypt_type": {
-        "SIGNDS": "SignDS update reconstruction (encrypt.encrypt_type: SIGNDS)",
-    },
     "client_verify.pki_verify": {True: "device certificate verification (client_verify.pki_verify: true)"},
     "enable_ssl": {True: "TLS on the server's device API, inter-server links and Redis (enable_ssl: true)"},
     "compression.upload_compress_type": {

@@ -64,6 +64,22 @@ class UploadPool:
         return buf, memoryview(buf)[:size]
 
 
+class ServedRoutes(dict):
+    """path -> round name, without the cipher rounds the cluster's encrypt type does not run (read each time:
+    the HTTP engines look paths up here, so those answer 404 as in the reference)."""
+
+    def __init__(self, ctx, routes):
+        super().__init__(routes)
+        self.ctx = ctx
+
+    def get(self, path, default=None):
+        name = super().get(path)
+        return name if name is not None and self.ctx.cipher.serves(name) else default
+
+    def items(self):
+        return [(path, name) for path, name in super().items() if self.ctx.cipher.serves(name)]
+
+
 class DeviceApi:
     """What every HTTP engine calls: `route(path)`, then `handle(name, body)` (bytes, or a coroutine of them).
 
@@ -76,14 +92,13 @@ class DeviceApi:
         self.max_body = max_body
         self.uploads = UploadPool(max_uploads)
         prefix = url_prefix if url_prefix else "/"
-        self.routes = {prefix + r.name: r.name for r in round_table.ROUNDS}
+        self.routes = ServedRoutes(self.ctx, {prefix + r.name: r.name for r in round_table.ROUNDS})
         self._rounds = round_table.BY_NAME
         self._gate = node.gate
 
     def route(self, path):
         """Round name of a request path, or None (a cipher round the cluster's encrypt type does not run)."""
-        name = self.routes.get(path)
-        return name if name is None or self.ctx.cipher.serves(name) else None
+        return self.routes.get(path)
 
     def health(self):
         ctx = self.ctx

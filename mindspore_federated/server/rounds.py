@@ -12,7 +12,8 @@ from mindspore_federated.errors import Unavailable
 from mindspore_federated.schema.fbs import RequestFLJob, RequestGetModel
 from mindspore_federated.server import replies
 from mindspore_federated.server.replies import OUT_OF_TIME, REQUEST_ERROR, SUC_NOT_READY, SUCCEED
-from mindspore_federated.server.secagg.settings import UNCOMPRESSED
+from mindspore_federated.server.secagg import signds
+from mindspore_federated.server.secagg.settings import SIGNDS, UNCOMPRESSED
 from mindspore_federated.state.base import Outcome
 
 MAX_DATA_SIZE = 65535
@@ -118,10 +119,14 @@ async def update_model(host, body):
     stats.update_total += 1  # every reply of the round counts in "total" (spec §8.2), accepted or not
     if parsed is None:
         return None
-    fields_ok, fl_id, req_iteration, loss, accuracy, _sign, spans = parsed
+    fields_ok, fl_id, req_iteration, loss, accuracy, sign, spans = parsed
     if not fields_ok:
         return replies.update_model(REQUEST_ERROR, errors.UPDATE_VERIFY, host.windows.next_req_time())
-    local_error, missing, arrays = _check_features(ctx.spec, body, spans)
+    signds_upload = sign != 0 and ctx.cipher.mode == SIGNDS
+    if signds_upload:
+        local_error, missing, arrays = signds.rebuild(ctx, body, spans, sign)
+    else:
+        local_error, missing, arrays = _check_features(ctx.spec, body, spans)
     iteration = ctx.iteration
     # Small updates are accumulated without suspending right after the script answers, so the script
     # may count them for aggregation at once (one round trip); large ones are counted after accumulating.
@@ -135,6 +140,8 @@ async def update_model(host, body):
     if outcome is not Outcome.ACCEPTED:
         return _update_reject(host, outcome, local_error, fl_id, req_iteration, missing)
     host.windows.started("updateModel", None)
+    if signds_upload:
+        signds.weight(arrays, result.meta["data_size"])
     await host.lifecycle.accumulate(iteration, arrays, result.meta, loss, accuracy)
     stats.update_accept += 1
     if inline:

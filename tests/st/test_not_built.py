@@ -15,13 +15,11 @@ from tests.utils.redis_server import free_port
 
 PW = {"share_secrets_ratio": 1.0, "cipher_time_window": 3000, "reconstruct_secrets_threshold": 1}
 NOT_BUILT_CONFIGS = {
-    "SIGNDS": {"encrypt": {"encrypt_type": "SIGNDS"}},
     "pki_verify": {"client_verify": {"pki_verify": True}},   # the CA paths are filled in by the test
     "enable_ssl": {"enable_ssl": True},                      # and so is the TLS material
     "DIFF_SPARSE_QUANT": {"compression": {"upload_compress_type": "DIFF_SPARSE_QUANT"}},
 }
 EXPECTED = {
-    "SIGNDS": NOT_BUILT["encrypt.encrypt_type"]["SIGNDS"],
     "pki_verify": NOT_BUILT["client_verify.pki_verify"][True],
     "enable_ssl": NOT_BUILT["enable_ssl"][True],
     "DIFF_SPARSE_QUANT": NOT_BUILT["compression.upload_compress_type"]["DIFF_SPARSE_QUANT"],
@@ -76,22 +74,22 @@ def test_dp_encrypt_is_built(tmp_path, redis_server, fl_name, procs):
     proc.stop()
 
 
-@pytest.mark.parametrize("encrypt_type", ["PW_ENCRYPT", "STABLE_PW_ENCRYPT"])
-def test_pairwise_encryption_is_built(tmp_path, redis_server, fl_name, procs, encrypt_type):
-    """Secure aggregation is built (server/secagg/): the server starts (tests/st/test_secagg*.py train with it)."""
-    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name,
-                           encrypt={"encrypt_type": encrypt_type, "pw_encrypt": PW})
+@pytest.mark.parametrize("encrypt_type", ["PW_ENCRYPT", "STABLE_PW_ENCRYPT", "SIGNDS"])
+def test_encryption_is_built(tmp_path, redis_server, fl_name, procs, encrypt_type):
+    """Secure aggregation and SignDS are built (server/secagg/): the server starts (tests/st/test_secagg*.py)."""
+    encrypt = {"encrypt_type": encrypt_type, **({"pw_encrypt": PW} if "PW" in encrypt_type else {})}
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, encrypt=encrypt)
     proc, _ = start_server(procs, yaml_path, tmp_path / "srv")
     proc.stop()
 
 
 def test_server_refuses_cluster_hyper_params_asking_for_what_is_not_built(tmp_path, redis_server, fl_name,
                                                                            procs):
-    """The cluster's hyper-params win over the YAML: a plain YAML joining a SIGNDS cluster refuses too."""
+    """The cluster's hyper-params win over the YAML: a plain YAML joining a pki_verify cluster refuses too."""
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name)
     keys = Keys(fl_name)
     hp = load_config(yaml_path, role="server").hyper_params()
-    hp["encrypt_type"] = "SIGNDS"
+    hp["pki_verify"] = True
     client = redis.Redis(host="127.0.0.1", port=int(redis_server.address.rsplit(":", 1)[1]))
     try:
         client.set(keys.instance_name, "i_declared_elsewhere", ex=600)
@@ -100,5 +98,5 @@ def test_server_refuses_cluster_hyper_params_asking_for_what_is_not_built(tmp_pa
         client.close()
     proc, code = _exit_of_refused_server(procs, "server_joining", yaml_path, tmp_path)
     assert code == ExitCode.CONFIG_ERROR
-    assert errors.NOT_BUILT_CLUSTER.format(features=EXPECTED["SIGNDS"], fl_name=fl_name) in proc.output()
+    assert errors.NOT_BUILT_CLUSTER.format(features=EXPECTED["pki_verify"], fl_name=fl_name) in proc.output()
     assert "READY" not in proc.output()
