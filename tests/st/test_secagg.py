@@ -80,3 +80,65 @@ def test_pw_too_few_survivors_fail_the_iteration_and_the_next_trains(tmp_path, r
         _assert_fedavg(second[0], range(3), sizes)
     finally:
         registry.close()
+
+
+def test_one_prime_per_cluster_across_servers_and_restarts(tmp_path, redis_server, fl_name, procs):
+    from tests.utils.cluster import start_job
+
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, encrypt=pw_section(),
+                           round={"start_fl_job_threshold": 4, "update_model_ratio": 1.0})
+    first, a = start_server(procs, yaml_path, tmp_path / "a", name="a", entry=ENTRY)
+    _, b = start_server(procs, yaml_path, tmp_path / "b", name="b", entry=ENTRY)
+    primes = {start_job(addr, fl_name, f"dev-{addr}").fl_plan.pw_params.prime for addr in (a, b)}
+    assert len(primes) == 1 and len(next(iter(primes))) == 33
+    first.kill()
+    _, again = start_server(procs, yaml_path, tmp_path / "a2", name="a2", entry=ENTRY)
+    assert start_job(again, fl_name, "dev-restarted").fl_plan.pw_params.prime in primes
+
+
+def test_a_server_killed_during_the_cipher_rounds_never_yields_a_wrong_model(tmp_path, redis_server, fl_name,
+                                                                              procs):
+    import threading
+
+    from mindspore_federated.state.keys import Keys
+    from tests.utils.cluster import get_model
+
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, fl_iteration_num=10, encrypt=pw_section(t=2),
+                           round={"start_fl_job_threshold": 4, "update_model_ratio": 1.0,
+                                  "start_fl_job_time_window": 8000, "update_model_time_window": 8000,
+                                  "global_iteration_time_window": 20000})
+    victim, a = start_server(procs, yaml_path, tmp_path / "a", name="a", entry=ENTRY)
+    _, b = start_server(procs, yaml_path, tmp_path / "b", name="b", entry=ENTRY)
+    sizes = [1, 2, 3, 4]
+    registry = Registry(redis_server, fl_name)
+    keys = Keys(fl_name)
+
+    def kill_during_shares():
+        wait_for(lambda: int(registry.r.hget(keys.count(registry.inst, 1), "shareSecrets") or 0) >= 1, 60)
+        victim.kill()
+    killer = threading.Thread(target=kill_during_shares)
+    killer.start()
+    try:
+        first = asyncio.run(run_devices([f"http://{a}", f"http://{b}"], fl_name, sizes, timeout=60, errors=True))
+        killer.join(60)
+        first = [o for o in first if not isinstance(o, Exception)]
+        assert first, "no device finished its iteration"
+        current = int(registry.status()["iterationNum"])
+        previous = dict(START)
+        for k in range(1, current):   # every model served: unchanged (failed) or the FedAvg of its uploads
+            uploaded = sorted(int(f[3:]) for f in registry.r.smembers(keys.fl_set(registry.inst, k, "updateModel")))
+            model = get_model(b, fl_name, k).model()
+            unchanged = all(np.allclose(model[n], previous[n]) for n in ("w1", "b1"))
+            if not unchanged:
+                expected = fedavg(previous, uploaded, sizes)
+                for name in ("w1", "b1"):
+                    np.testing.assert_allclose(model[name], expected[name], rtol=1e-4, atol=1e-4)
+            previous = {**START, "w1": np.array(model["w1"]), "b1": np.array(model["b1"])}
+        # the cluster trains on with the surviving server
+        after = asyncio.run(run_devices([f"http://{b}"], fl_name, sizes, prefix="aft", timeout=60))
+        assert all(o.accepted for o in after)
+        expected = fedavg(previous, range(4), sizes)
+        for name in ("w1", "b1"):
+            np.testing.assert_allclose(after[0].model[name], expected[name], rtol=1e-4, atol=1e-4)
+    finally:
+        registry.close()
