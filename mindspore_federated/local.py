@@ -95,12 +95,23 @@ def write_config(workdir, redis_address, args):
                         global_iteration_time_window=1200000)
     cfg.setdefault("client", {}).update(client_epoch_num=args.epochs, client_batch_size=args.batch_size,
                                         client_learning_rate=args.lr)
+    _set_encrypt(cfg, args)
     cfg["summary"].update(metrics_file=os.path.join(workdir, "metrics.json"),
                           failure_event_file=os.path.join(workdir, "event.txt"))
     path = os.path.join(workdir, "lenet.yaml")
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(cfg, f, sort_keys=False)
     return path
+
+
+def _set_encrypt(cfg, args):
+    """--encrypt: the privacy mode (PW: secrets shared by half the devices are needed to unmask)."""
+    encrypt = cfg.setdefault("encrypt", {})
+    encrypt["encrypt_type"] = args.encrypt
+    if args.encrypt in ("PW_ENCRYPT", "STABLE_PW_ENCRYPT"):
+        encrypt.setdefault("pw_encrypt", {}).update(
+            share_secrets_ratio=1.0, cipher_time_window=600000,
+            reconstruct_secrets_threshold=max(1, min(args.devices - 1, args.devices // 2)))
 
 
 class Progress:
@@ -175,6 +186,9 @@ def parse_args(argv=None):
     p.add_argument("--redis_address", default=None, help="use this Redis instead of starting a private one")
     p.add_argument("--workdir", default=None, help="logs, metrics and checkpoints (default: logs/local_<time>)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--encrypt", default="NOT_ENCRYPT",
+                   choices=["NOT_ENCRYPT", "PW_ENCRYPT", "STABLE_PW_ENCRYPT", "DP_ENCRYPT", "SIGNDS"],
+                   help="privacy mode of the cluster (the phones follow the plan; DP_ENCRYPT phones add noise)")
     return p.parse_args(argv)
 
 
@@ -234,7 +248,8 @@ async def _train(urls, args, progress):
         progress.clear()
         _say(report.line())
 
-    return await run_devices(urls, args.fl_name, args.devices, args.iterations, seed=args.seed, on_iteration=show)
+    return await run_devices(urls, args.fl_name, args.devices, args.iterations, seed=args.seed, on_iteration=show,
+                             dp_noise=args.encrypt == "DP_ENCRYPT")
 
 
 def _summary(reports, workdir):

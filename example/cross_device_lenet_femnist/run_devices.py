@@ -111,7 +111,7 @@ class _Simulation:
 
 async def run_devices(server_urls, fl_name, num_devices, iterations, *, seed=0, on_iteration=None,
                       epochs=None, batch_size=None, lr=None, momentum=0.5, classes_per_device=2,
-                      url_prefix="", policy=None, trainer=None, data=None):
+                      url_prefix="", policy=None, trainer=None, data=None, dp_noise=False):
     """Simulates `num_devices` phones for `iterations` FL iterations against the servers; returns the reports.
 
     server_urls: base URLs (list or comma-separated string). Every device holds one non-IID shard of the digits
@@ -123,7 +123,8 @@ async def run_devices(server_urls, fl_name, num_devices, iterations, *, seed=0, 
     global model is evaluated on the held-out test set and an IterationReport is passed to
     `on_iteration(report)` (sync or async) and collected. Stops early when the server says the job is finished.
     `trainer` (a LocalTrainer, else one is built with `momentum`) and `data` (a DigitsSplit) may be passed in
-    to reuse them across runs.
+    to reuse them across runs. The privacy mode follows the servers' plan (PW_ENCRYPT masks the uploads, ...);
+    with DP_ENCRYPT the phones add the plan's noise when `dp_noise`.
     Raises RuntimeError when an iteration yields no new global model.
     """
     if num_devices < 1 or iterations < 1:
@@ -142,7 +143,7 @@ async def run_devices(server_urls, fl_name, num_devices, iterations, *, seed=0, 
         async with aiohttp.ClientSession() as session:
             devices = [Device(server_urls, fl_name, fl_id=f"{fl_name}-phone-{seed}-{i}", data_size=len(s),
                               url_prefix=url_prefix, session=session, policy=policy,
-                              rng=random.Random(seed * 7919 + i))
+                              rng=random.Random(seed * 7919 + i), dp_noise=dp_noise)
                        for i, s in enumerate(shards)]
             start_accuracy = None
             for round_no in range(iterations):

@@ -13,9 +13,13 @@ import numpy as np
 from mindspore_federated import errors
 from mindspore_federated.client.device import Device, RetryPolicy
 from mindspore_federated.client.messages import CompressType, ResponseCode
+from mindspore_federated.client.secure import PHASES
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 _PROBE_POINTS = 16
+ENCRYPT_TYPES = ("NOT_ENCRYPT", "PW_ENCRYPT", "STABLE_PW_ENCRYPT", "SIGNDS", "DP_ENCRYPT")
+PAIRWISE = ("PW_ENCRYPT", "STABLE_PW_ENCRYPT")
+UNCHECKED = ("SIGNDS", "DP_ENCRYPT")   # their uploads are not w + delta: the model check is off
 _BAR_WIDTH = 30
 
 
@@ -63,6 +67,12 @@ def parse_args(argv=None):
     p.add_argument("--no-fetch-model", action="store_true", help="skip getModel after updateModel")
     p.add_argument("--no-check", action="store_true", help="do not check the new model equals w + delta")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--encrypt", choices=ENCRYPT_TYPES, default="NOT_ENCRYPT",
+                   help="the cluster's encrypt_type: devices follow the plan (PW masks, SIGNDS signs); with "
+                        "DP_ENCRYPT they add the plan's noise; SIGNDS/DP uploads are not checked against w + delta")
+    p.add_argument("--dropouts", type=int, default=0, help="devices per iteration that drop out (see --drop-at)")
+    p.add_argument("--drop-at", choices=PHASES, default="getSecrets",
+                   help="the phase after which the --dropouts devices stop (default: before uploading)")
     return p.parse_args(argv)
 
 
@@ -125,6 +135,7 @@ class IterationStats:
     finished: int = 0
     restarts: int = 0
     turned_away: int = 0
+    dropped: int = 0
     wall: float = 0.0
     update_latencies: list = field(default_factory=list)
     server_iterations: set = field(default_factory=set)
@@ -163,7 +174,8 @@ def summary_line(stats):
             f"accepted={stats.accepted} failures={stats.failures} mismatched={stats.mismatched} "
             f"finished={stats.finished} restarts={stats.restarts} wall={stats.wall:.3f}s "
             f"update_p50={percentile_ms(stats.update_latencies, 50):.1f}ms "
-            f"update_p99={percentile_ms(stats.update_latencies, 99):.1f}ms")
+            f"update_p99={percentile_ms(stats.update_latencies, 99):.1f}ms"
+            + (f" dropped={stats.dropped}" if stats.dropped else ""))
 
 
 class Progress:
@@ -232,7 +244,7 @@ def _record_failure(stats, exc):
 async def run_device(device, opts, stats):
     """One device's iteration; the outcome's model is checked then dropped at once to bound memory."""
     probe = {}
-    check = not (opts.no_check or opts.quant or opts.no_fetch_model)
+    check = not (opts.no_check or opts.quant or opts.no_fetch_model or opts.encrypt in UNCHECKED)
 
     def train(features, _plan):
         if check:
@@ -244,6 +256,10 @@ async def run_device(device, opts, stats):
     except Exception as exc:  # noqa: BLE001 - counted and reported, never silent
         _record_failure(stats, exc)
         return
+    if outcome.dropped:
+        stats.dropped += 1
+        stats.done += 1
+        return
     model_ok = check_model(outcome.model, probe, opts.delta) if check and outcome.accepted else None
     outcome.model = None
     _record(stats, outcome, model_ok)
@@ -251,9 +267,12 @@ async def run_device(device, opts, stats):
 
 def _make_devices(opts, index, sessions, limiter, policy, token):
     compress = (CompressType.QUANT,) if opts.quant else ()
+    # the cipher rounds wait for the other devices: none may wait for a slot held by one that waits
+    limiter = None if opts.encrypt in PAIRWISE else limiter
     return [Device(opts.servers, opts.fl_name, fl_id=f"sim-{token}-{index}-{i}", data_size=opts.data_size,
                    url_prefix=opts.url_prefix, session=sessions[i % len(sessions)], limiter=limiter,
-                   policy=policy, download_compress_types=compress, file_identifier=opts.file_identifier)
+                   policy=policy, download_compress_types=compress, file_identifier=opts.file_identifier,
+                   drop_at=opts.drop_at if i < opts.dropouts else None, dp_noise=opts.encrypt == "DP_ENCRYPT")
             for i in range(opts.devices)]
 
 
