@@ -13,9 +13,10 @@ from tests.utils.secagg import fedavg, pw_section, run_devices
 START = {"w1": np.arange(6, dtype=np.float32), "b1": np.zeros(3, np.float32), "frozen": np.full(4, 7.0, np.float32)}
 
 
-def _servers(tmp_path, redis_server, fl_name, procs, encrypt, threshold=2, count=1, **extra):
-    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, fl_iteration_num=10, encrypt=encrypt,
-                           round={"start_fl_job_threshold": threshold, "update_model_ratio": 1.0}, **extra)
+def _servers(tmp_path, redis_server, fl_name, procs, encrypt, threshold=2, count=1, ratio=1.0, **extra):
+    extra.setdefault("fl_iteration_num", 10)
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, encrypt=encrypt,
+                           round={"start_fl_job_threshold": threshold, "update_model_ratio": ratio}, **extra)
     return [start_server(procs, yaml_path, tmp_path / f"srv{i}", name=f"server{i}", entry=ENTRY)[1]
             for i in range(count)]
 
@@ -80,3 +81,20 @@ def pytest_approx(dp):
     import pytest
 
     return pytest.approx((dp["dp_eps"], dp["dp_delta"], dp["dp_norm_clip"]))
+
+
+def test_simulator_pw_with_dropouts(tmp_path, redis_server, fl_name, procs):
+    import re
+
+    addresses = _servers(tmp_path, redis_server, fl_name, procs, pw_section(t=3), threshold=6, count=2, ratio=0.6)
+    sim = procs.python("simulator", "-m", "mindspore_federated.client.simulator",
+                       "--servers", ",".join(f"http://{a}" for a in addresses), "--fl-name", fl_name,
+                       "--devices", "6", "--iterations", "2", "--delta", "0.25", "--retry-delay", "0.05",
+                       "--iteration-timeout", "60", "--no-progress", "--encrypt", "PW_ENCRYPT",
+                       "--dropouts", "2", "--drop-at", "getSecrets")
+    sim.wait_line("iteration=2 ", timeout=120)
+    assert sim.wait_exit(10) == 0, "\n".join(sim.lines)
+    for line in (x for x in sim.lines if x.startswith("iteration=")):
+        fields = dict(re.findall(r"(\w+)=(\S+)", line))
+        assert (fields["accepted"], fields["dropped"], fields["failures"], fields["mismatched"]) == (
+            "4", "2", "0", "0"), line
