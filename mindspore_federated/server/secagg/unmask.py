@@ -1,6 +1,7 @@
 """The unmask stage (PW_ENCRYPT): between the all-reduce and the average, wait for the survivors' shares,
 reconstruct the masks that do not cancel and remove them from the aggregate."""
 import asyncio
+import time
 
 from mindspore_federated import _core, errors
 from mindspore_federated.log import get_logger
@@ -8,6 +9,8 @@ from mindspore_federated.server.secagg.reconstruct import ReconstructionError, n
 
 logger = get_logger(__name__)
 POLL_S = 0.1
+# read by bench/secagg.py: "unmasked iteration <i>: <n> sharers, <k> dropped, <s> s"
+UNMASKED_LOG = "unmasked iteration %s: %d sharers, %d dropped, %.3f s"
 
 
 class UnmaskStage:
@@ -23,6 +26,7 @@ class UnmaskStage:
             return True
         if not await self._shares_arrived(run.iteration):
             return False  # the iteration ended without them (round timeout, global timeout, disable)
+        started = time.perf_counter()
         try:
             record = await read_record(ctx.state, ctx.inst, run.iteration)
             length = sum(ctx.spec.sizes.values())
@@ -35,6 +39,8 @@ class UnmaskStage:
             return False
         self._apply(vector)
         run.unmasked = True
+        dropped = len(set(record.sharers) - record.online)
+        logger.info(UNMASKED_LOG, run.iteration, len(record.sharers), dropped, time.perf_counter() - started)
         return True
 
     async def _shares_arrived(self, iteration):
