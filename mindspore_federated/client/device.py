@@ -401,7 +401,10 @@ class Device:
         del start, weights
         await self._call("updateModel", body, outcome, deadline)
         outcome.accepted = True
-        await privacy.after_upload()
+        try:
+            await privacy.after_upload()
+        except _Restart:  # the iteration ended without this device's shares (others sent enough): it counted
+            pass
 
     async def _start_fl_job(self, outcome, deadline):
         """startFLJob with retries; records the iteration and plan in `outcome`."""

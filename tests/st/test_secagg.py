@@ -142,3 +142,15 @@ def test_a_server_killed_during_the_cipher_rounds_never_yields_a_wrong_model(tmp
             np.testing.assert_allclose(after[0].model[name], expected[name], rtol=1e-4, atol=1e-4)
     finally:
         registry.close()
+
+
+def test_devices_whose_shares_come_late_keep_their_upload(tmp_path, redis_server, fl_name, procs):
+    """t = 2: the iteration ends at the third reconstructSecrets; the other uploaders, told OutOfTime by the
+    next iteration, do not restart: their update counted and they fetch the new model."""
+    servers = _cluster(tmp_path, redis_server, fl_name, procs, threshold=8, t=2)
+    sizes = [1, 2, 3, 4, 5, 6, 7, 8]
+    outcomes = asyncio.run(run_devices(servers, fl_name, sizes, retry_delay=0.5, train_s=0.2))  # staggered uploads
+    assert any(r == ("getClientList", 300) or r == ("reconstructSecrets", 300) for o in outcomes for r in o.retcodes)
+    assert all(o.accepted and o.restarts == 0 and o.model_iteration == 2 for o in outcomes), \
+        [(o.restarts, o.model_iteration) for o in outcomes]
+    _assert_fedavg(outcomes[-1], range(8), sizes)

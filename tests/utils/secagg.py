@@ -33,19 +33,29 @@ def fedavg(start_model, members, data_sizes):
     return out
 
 
-def policy(timeout=90.0):
-    return RetryPolicy(retry_delay=0.05, max_retry_delay=0.2, step_timeout=timeout, iteration_timeout=timeout,
+def policy(timeout=90.0, retry_delay=0.05):
+    return RetryPolicy(retry_delay=retry_delay, max_retry_delay=max(0.2, retry_delay), retry_jitter=0.5,
+                       step_timeout=timeout, iteration_timeout=timeout,
                        max_restart_wait=2.0, max_restarts=1000)
 
 
-async def run_devices(servers, fl_name, data_sizes, drop_at=None, prefix="dev", timeout=90.0, errors=False):
-    """One iteration of len(data_sizes) devices (device i drops after drop_at[i], if given); the outcomes
-    (with errors=True a device's exception in its place)."""
+def _slow(train, delay):
+    async def slow_train(features, plan):
+        result = train(features, plan)
+        await asyncio.sleep(delay)
+        return result
+    return slow_train
+
+
+async def run_devices(servers, fl_name, data_sizes, drop_at=None, prefix="dev", timeout=90.0, errors=False,
+                      retry_delay=0.05, train_s=0.0):
+    """One iteration of len(data_sizes) devices (device i drops after drop_at[i], if given; trains for
+    i * train_s seconds); the outcomes (with errors=True a device's exception in its place)."""
     drop_at = drop_at or {}
-    devices = [Device(servers, fl_name, fl_id=f"{prefix}{i:03d}", data_size=n, policy=policy(timeout),
+    devices = [Device(servers, fl_name, fl_id=f"{prefix}{i:03d}", data_size=n, policy=policy(timeout, retry_delay),
                       drop_at=drop_at.get(i)) for i, n in enumerate(data_sizes)]
     try:
-        return await asyncio.gather(*(d.run_iteration(trained(i)) for i, d in enumerate(devices)),
+        return await asyncio.gather(*(d.run_iteration(_slow(trained(i), i * train_s)) for i, d in enumerate(devices)),
                                     return_exceptions=errors)
     finally:
         for d in devices:

@@ -1,7 +1,6 @@
 """The ClusterState contract of the secure-aggregation verbs, on the in-memory backend and a real redis-server."""
-from tests.ut.python.state.test_contract import backend, meta, run, started  # noqa: F401 - the fixture
-
 from mindspore_federated.state.base import Need, Outcome
+from tests.ut.python.state.test_contract import backend, meta, run, started  # noqa: F401 - the fixture
 
 
 def test_cipher_submit_order_and_items(backend, fl_name):  # noqa: F811
