@@ -137,6 +137,15 @@ local function is_member(key, kind, id)
   if kind == 's' then return redis.call('SISMEMBER', key, id) == 1 end
   return redis.call('HEXISTS', key, id) == 1
 end
+local function count_round(count_key, timer_key, name, now, ttl)
+  local c = redis.call('HINCRBY', count_key, name, 1)
+  if c == 1 then
+    redis.call('HSETNX', timer_key, name, now)
+    redis.call('EXPIRE', count_key, ttl)
+    redis.call('EXPIRE', timer_key, ttl)
+  end
+  return c
+end
 """
 
 # KEYS: status, count, data, need, items, timer
@@ -153,13 +162,7 @@ redis.call('EXPIRE', KEYS[3], ARGV[7])
 local n = tonumber(ARGV[9])
 for i = 10, 9 + 2 * n, 2 do redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]) end
 if n > 0 then redis.call('EXPIRE', KEYS[5], ARGV[7]) end
-c = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-if c == 1 then
-  redis.call('HSETNX', KEYS[6], ARGV[2], ARGV[8])
-  redis.call('EXPIRE', KEYS[2], ARGV[7])
-  redis.call('EXPIRE', KEYS[6], ARGV[7])
-end
-return {0, c}
+return {0, count_round(KEYS[2], KEYS[6], ARGV[2], ARGV[8], ARGV[7])}
 """
 
 # KEYS: status, count, data, need, ready, timer
@@ -174,12 +177,7 @@ if not is_member(KEYS[4], ARGV[4], ARGV[3]) then return {2} end
 local c
 if redis.call('HSETNX', KEYS[3], ARGV[3], '') == 1 then
   redis.call('EXPIRE', KEYS[3], ARGV[7])
-  c = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-  if c == 1 then
-    redis.call('HSETNX', KEYS[6], ARGV[2], ARGV[8])
-    redis.call('EXPIRE', KEYS[2], ARGV[7])
-    redis.call('EXPIRE', KEYS[6], ARGV[7])
-  end
+  c = count_round(KEYS[2], KEYS[6], ARGV[2], ARGV[8], ARGV[7])
 else
   c = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
 end

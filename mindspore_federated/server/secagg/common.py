@@ -19,8 +19,34 @@ def counted(host, name, result):
         host.windows.complete(name)
 
 
-def wrong_iteration(host, req):
-    return req.Iteration() != host.ctx.iteration
+class Incoming:
+    """One cipher request: its table (`module`'s root), fl_id, the iteration it is answered in and, with
+    `build` ((retcode, reason, iteration) -> bytes), its reply."""
+
+    def __init__(self, host, module, body, build=None):
+        self.ctx = host.ctx
+        self.req = getattr(module, module.__name__.rsplit(".", 1)[1]).GetRootAs(body, 0)
+        self.iteration = host.ctx.iteration
+        self.fl_id = text(self.req, "FlId")
+        self.build = build
+
+    @property
+    def late(self):
+        """The request is for another iteration than the current one."""
+        return self.req.Iteration() != self.iteration
+
+    def reply(self, retcode, reason):
+        return self.build(retcode, reason, self.iteration)
+
+
+def answer(host, name, result, reply, rejections, success):
+    """The reply to a cipher_submit of round `name`: `rejections` maps an outcome to (retcode, reason);
+    an accepted request is counted and gets `success` (retcode, reason)."""
+    outcome = host.gate.check_state_result(result)
+    if outcome in rejections:
+        return reply(*rejections[outcome])
+    counted(host, name, result)
+    return reply(*success)
 
 
 async def cached_reply(ctx, key, build):

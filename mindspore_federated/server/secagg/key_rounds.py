@@ -7,12 +7,13 @@ from mindspore_federated.server.secagg.common import (
     IV_BYTES,
     KEY_BYTES,
     SALT_BYTES,
+    Incoming,
+    answer,
     blob,
     cached_reply,
     counted,
     next_req_time,
     text,
-    wrong_iteration,
 )
 from mindspore_federated.server.secagg.records import KeyRecord
 from mindspore_federated.state.base import Need, Outcome
@@ -37,31 +38,23 @@ def bad_exchange_keys(host):
 
 async def exchange_keys(host, body):
     ctx = host.ctx
-    req = RequestExchangeKeys.RequestExchangeKeys.GetRootAs(body, 0)
-    iteration = ctx.iteration
-
-    def reply(retcode, reason):
-        return wire.exchange_keys(retcode, reason, next_req_time(), iteration)
-
-    rec = _key_record(req, ctx.cipher.pw)
+    inc = Incoming(host, RequestExchangeKeys, body, lambda rc, why, it: wire.exchange_keys(
+        rc, why, next_req_time(), it))
+    iteration, reply = inc.iteration, inc.reply
+    rec = _key_record(inc.req, ctx.cipher.pw)
     if rec is None:
         return reply(REQUEST_ERROR, errors.EK_VERIFY)
-    if wrong_iteration(host, req):
+    if inc.late:
         return reply(OUT_OF_TIME, errors.CIPHER_ITERATION)
     if not ctx.cipher.pw:  # STABLE_PW_ENCRYPT keeps only the pairwise key, IV and salt
         rec.c_pk, rec.ind_iv = b"", b""
     result = await host.state.cipher_submit(ctx.inst, iteration, "exchangeKeys",
                                             ctx.cipher.thresholds["exchangeKeys"], rec.fl_id, rec.encode(),
                                             Need("startFLJob"), None, int(next_req_time()))
-    outcome = host.gate.check_state_result(result)
-    if outcome is Outcome.THRESHOLD_REACHED:
-        return reply(OUT_OF_TIME, errors.EK_ENOUGH)
-    if outcome is Outcome.NOT_MEMBER:
-        return reply(OUT_OF_TIME, errors.EK_NO_META.format(fl_id=rec.fl_id))
-    if outcome is Outcome.DUPLICATE:
-        return reply(SUCCEED, errors.EK_DUPLICATE)
-    counted(host, "exchangeKeys", result)
-    return reply(SUCCEED, errors.EK_SUCCESS)
+    return answer(host, "exchangeKeys", result, reply, {
+        Outcome.THRESHOLD_REACHED: (OUT_OF_TIME, errors.EK_ENOUGH),
+        Outcome.NOT_MEMBER: (OUT_OF_TIME, errors.EK_NO_META.format(fl_id=rec.fl_id)),
+        Outcome.DUPLICATE: (SUCCEED, errors.EK_DUPLICATE)}, (SUCCEED, errors.EK_SUCCESS))
 
 
 def bad_get_keys(host):
@@ -76,12 +69,11 @@ async def stored_keys(host, iteration):
 
 async def get_keys(host, body):
     ctx = host.ctx
-    req = GetExchangeKeys.GetExchangeKeys.GetRootAs(body, 0)
-    iteration = ctx.iteration
-    fl_id = text(req, "FlId")
+    inc = Incoming(host, GetExchangeKeys, body)
+    iteration, fl_id = inc.iteration, inc.fl_id
     if not fl_id:
         return wire.get_keys(REQUEST_ERROR, iteration, next_req_time())
-    if wrong_iteration(host, req):
+    if inc.late:
         return wire.get_keys(OUT_OF_TIME, iteration, next_req_time())
     th = ctx.cipher.thresholds
     result = await host.state.cipher_join(ctx.inst, iteration, "getKeys", fl_id, Need("exchangeKeys"),

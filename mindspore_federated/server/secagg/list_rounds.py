@@ -11,12 +11,12 @@ from mindspore_federated.schema.tables import tables
 from mindspore_federated.server.replies import OUT_OF_TIME, REQUEST_ERROR, SUC_NOT_READY, SUCCEED
 from mindspore_federated.server.secagg import wire
 from mindspore_federated.server.secagg.common import (
+    Incoming,
     blob,
     cached_reply,
     counted,
     next_req_time,
     text,
-    wrong_iteration,
 )
 from mindspore_federated.server.secagg.records import encode_shares
 from mindspore_federated.state.base import Need, Outcome
@@ -31,16 +31,12 @@ def bad_client_list(host):
 
 async def client_list(host, body):
     ctx = host.ctx
-    req = GetClientList.GetClientList.GetRootAs(body, 0)
-    iteration = ctx.iteration
-
-    def reply(retcode, reason):
-        return wire.client_list(retcode, reason, (), iteration, next_req_time())
-
-    fl_id = text(req, "FlId")
+    inc = Incoming(host, GetClientList, body,
+                   lambda rc, why, it: wire.client_list(rc, why, (), it, next_req_time()))
+    iteration, fl_id, reply = inc.iteration, inc.fl_id, inc.reply
     if not fl_id:
         return reply(REQUEST_ERROR, errors.GCL_VERIFY)
-    if wrong_iteration(host, req):
+    if inc.late:
         return reply(OUT_OF_TIME, errors.CIPHER_ITERATION)
     result = await host.state.cipher_join(ctx.inst, iteration, "getClientList", fl_id, Need("updateModel", "s"),
                                           "updateModel", ctx.threshold_update, int(next_req_time()))
@@ -80,17 +76,13 @@ async def _uploaded(host, iteration, fl_id):
 
 async def reconstruct_secrets(host, body):
     ctx = host.ctx
-    req = SendReconstructSecret.SendReconstructSecret.GetRootAs(body, 0)
-    iteration = ctx.iteration
-
-    def reply(retcode, reason):
-        return wire.reconstruct(retcode, reason, iteration, next_req_time())
-
-    fl_id = text(req, "FlId")
+    inc = Incoming(host, SendReconstructSecret, body,
+                   lambda rc, why, it: wire.reconstruct(rc, why, it, next_req_time()))
+    iteration, fl_id, req, reply = inc.iteration, inc.fl_id, inc.req, inc.reply
     shares = _secret_shares(req) if fl_id else None
     if not shares:
         return reply(REQUEST_ERROR, errors.RS_VERIFY)
-    if wrong_iteration(host, req):
+    if inc.late:
         return reply(OUT_OF_TIME, errors.RS_ITERATION)
     needed = ctx.cipher.thresholds["reconstructSecrets"]
     result = await host.state.cipher_submit(ctx.inst, iteration, "reconstructSecrets", needed, fl_id,
@@ -117,16 +109,12 @@ def bad_push_list_sign(host):
 
 async def push_list_sign(host, body):
     ctx = host.ctx
-    req = SendClientListSign.SendClientListSign.GetRootAs(body, 0)
-    iteration = ctx.iteration
-
-    def reply(retcode, reason):
-        return wire.push_list_sign(retcode, reason, iteration, next_req_time())
-
-    fl_id = text(req, "FlId")
+    inc = Incoming(host, SendClientListSign, body,
+                   lambda rc, why, it: wire.push_list_sign(rc, why, it, next_req_time()))
+    iteration, fl_id, req, reply = inc.iteration, inc.fl_id, inc.req, inc.reply
     if not fl_id:
         return reply(REQUEST_ERROR, errors.PLS_VERIFY)
-    if wrong_iteration(host, req):
+    if inc.late:
         return reply(OUT_OF_TIME, errors.PLS_ITERATION)
     result = await host.state.cipher_submit(ctx.inst, iteration, "pushListSign",
                                             ctx.cipher.thresholds["pushListSign"], fl_id, blob(req, "Signature"),
@@ -147,16 +135,15 @@ def bad_get_list_sign(host):
 
 async def get_list_sign(host, body):
     ctx = host.ctx
-    req = RequestAllClientListSign.RequestAllClientListSign.GetRootAs(body, 0)
-    iteration = ctx.iteration
+    inc = Incoming(host, RequestAllClientListSign, body)
+    iteration, fl_id = inc.iteration, inc.fl_id
 
     def reply(retcode, reason, signs=()):
         return wire.get_list_sign(retcode, reason, signs, iteration, next_req_time())
 
-    fl_id = text(req, "FlId")
     if not fl_id:
         return reply(REQUEST_ERROR, errors.GLS_VERIFY)
-    if wrong_iteration(host, req):
+    if inc.late:
         return reply(OUT_OF_TIME, errors.CIPHER_ITERATION)
     result = await host.state.cipher_join(ctx.inst, iteration, "getListSign", fl_id, Need("pushListSign"),
                                           "pushListSign", ctx.cipher.thresholds["pushListSign"],

@@ -4,7 +4,7 @@ from mindspore_federated.schema.fbs import GetShareSecrets, RequestShareSecrets
 from mindspore_federated.schema.tables import tables
 from mindspore_federated.server.replies import OUT_OF_TIME, REQUEST_ERROR, SUC_NOT_READY, SUCCEED
 from mindspore_federated.server.secagg import wire
-from mindspore_federated.server.secagg.common import blob, counted, next_req_time, text, wrong_iteration
+from mindspore_federated.server.secagg.common import Incoming, answer, blob, counted, next_req_time, text
 from mindspore_federated.server.secagg.records import decode_share, encode_share, share_field
 from mindspore_federated.state.base import Need, Outcome
 
@@ -31,30 +31,21 @@ def bad_share_secrets(host):
 
 async def share_secrets(host, body):
     ctx = host.ctx
-    req = RequestShareSecrets.RequestShareSecrets.GetRootAs(body, 0)
-    iteration = ctx.iteration
-
-    def reply(retcode, reason):
-        return wire.share_secrets(retcode, reason, next_req_time(), iteration)
-
-    fl_id = text(req, "FlId")
-    items = _shares_of(req, fl_id) if fl_id else None
+    inc = Incoming(host, RequestShareSecrets, body, lambda rc, why, it: wire.share_secrets(
+        rc, why, next_req_time(), it))
+    iteration, fl_id, reply = inc.iteration, inc.fl_id, inc.reply
+    items = _shares_of(inc.req, fl_id) if fl_id else None
     if not items:
         return reply(REQUEST_ERROR, errors.SS_VERIFY)
-    if wrong_iteration(host, req):
+    if inc.late:
         return reply(OUT_OF_TIME, errors.SS_ITERATION)
     result = await host.state.cipher_submit(ctx.inst, iteration, "shareSecrets",
                                             ctx.cipher.thresholds["shareSecrets"], fl_id, b"", Need("getKeys"),
                                             items, int(next_req_time()))
-    outcome = host.gate.check_state_result(result)
-    if outcome is Outcome.THRESHOLD_REACHED:
-        return reply(OUT_OF_TIME, errors.SS_ENOUGH)
-    if outcome is Outcome.NOT_MEMBER:
-        return reply(REQUEST_ERROR, errors.SS_NOT_MEMBER)
-    if outcome is Outcome.DUPLICATE:
-        return reply(SUCCEED, errors.SS_DUPLICATE)
-    counted(host, "shareSecrets", result)
-    return reply(SUCCEED, errors.SS_SUCCESS)
+    return answer(host, "shareSecrets", result, reply, {
+        Outcome.THRESHOLD_REACHED: (OUT_OF_TIME, errors.SS_ENOUGH),
+        Outcome.NOT_MEMBER: (REQUEST_ERROR, errors.SS_NOT_MEMBER),
+        Outcome.DUPLICATE: (SUCCEED, errors.SS_DUPLICATE)}, (SUCCEED, errors.SS_SUCCESS))
 
 
 def bad_get_secrets(host):
@@ -63,12 +54,11 @@ def bad_get_secrets(host):
 
 async def get_secrets(host, body):
     ctx = host.ctx
-    req = GetShareSecrets.GetShareSecrets.GetRootAs(body, 0)
-    iteration = ctx.iteration
-    fl_id = text(req, "FlId")
+    inc = Incoming(host, GetShareSecrets, body)
+    iteration, fl_id = inc.iteration, inc.fl_id
     if not fl_id:
         return wire.get_secrets(REQUEST_ERROR, iteration, next_req_time())
-    if wrong_iteration(host, req):
+    if inc.late:
         return wire.get_secrets(OUT_OF_TIME, iteration, next_req_time())
     result = await host.state.cipher_join(ctx.inst, iteration, "getSecrets", fl_id, Need("shareSecrets"),
                                           "shareSecrets", ctx.cipher.thresholds["shareSecrets"],
