@@ -17,8 +17,9 @@ from mindspore_federated.client.privacy import DevicePrivacy
 from mindspore_federated.errors import FederatedError
 
 _HEADERS = {"Content-Type": "application/octet-stream"}
-# Rounds that change no server state: any transport failure may be retried as is.
-_IDEMPOTENT = frozenset({"getModel", "pullWeight"})
+# Rounds a transport failure may repeat as is: they change no server state, or (the cipher rounds) the server
+# answers a repeated request of a device that already did the round with SUCCEED.
+_IDEMPOTENT = frozenset({"getModel", "pullWeight", *msg.CIPHER_ROUNDS})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -154,3 +154,29 @@ def test_devices_whose_shares_come_late_keep_their_upload(tmp_path, redis_server
     assert all(o.accepted and o.restarts == 0 and o.model_iteration == 2 for o in outcomes), \
         [(o.restarts, o.model_iteration) for o in outcomes]
     _assert_fedavg(outcomes[-1], range(8), sizes)
+
+
+def test_repeated_cipher_requests_as_after_lost_replies(tmp_path, redis_server, fl_name, procs):
+    """Every cipher request sent twice (the first reply lost): the server takes each once, answers the repeat
+    with success, and the model is the FedAvg."""
+    from mindspore_federated.client import device as device_module
+
+    servers = _cluster(tmp_path, redis_server, fl_name, procs, servers=2, threshold=3, t=2)
+    original = device_module.Device.request
+    repeated = []
+
+    async def twice(self, round_name, body, **kwargs):
+        if round_name in ("exchangeKeys", "shareSecrets", "reconstructSecrets", "getKeys", "getSecrets"):
+            await original(self, round_name, body, **kwargs)
+            repeated.append(round_name)
+        return await original(self, round_name, body, **kwargs)
+
+    device_module.Device.request = twice
+    try:
+        sizes = [2, 3, 4]
+        outcomes = asyncio.run(run_devices(servers, fl_name, sizes))
+    finally:
+        device_module.Device.request = original
+    assert {"exchangeKeys", "shareSecrets", "reconstructSecrets"} <= set(repeated)
+    assert all(o.accepted and o.restarts == 0 for o in outcomes)
+    _assert_fedavg(outcomes[0], range(3), sizes)

@@ -1,6 +1,6 @@
 """Device-side wire messages: `codec` (enums and flatbuffers primitives), `requests` (one builder per round),
 `replies` (verify-then-read reply readers); QUANT decoding comes from mindspore_federated.compression."""
-from mindspore_federated.client.messages.cipher import CIPHER_PARSERS
+from mindspore_federated.client.messages.cipher import CIPHER_PARSERS, CIPHER_TABLES
 from mindspore_federated.client.messages.codec import (
     FILE_IDENTIFIER,
     ROUND_TABLES,
@@ -45,6 +45,7 @@ from mindspore_federated.clock import now_ms_text as now_ms
 from mindspore_federated.compression import QuantFeature, quant_decode, quant_encode, quant_scale
 
 PARSERS = {**_ROUND_PARSERS, **CIPHER_PARSERS}
+CIPHER_ROUNDS = tuple(CIPHER_TABLES)
 
 __all__ = [
     "FILE_IDENTIFIER", "ROUND_TABLES", "CompressType", "ResponseCode", "as_float32_vector", "now_ms",
@@ -55,5 +56,5 @@ __all__ = [
     "StartFLJobReply",
     "UpdateModelReply", "GetModelReply", "PullWeightReply", "PushWeightReply", "PushMetricsReply",
     "check_plain_text", "parse_start_fl_job", "parse_update_model", "parse_get_model", "parse_pull_weight",
-    "parse_push_weight", "parse_push_metrics", "PARSERS",
+    "parse_push_weight", "parse_push_metrics", "PARSERS", "CIPHER_ROUNDS",
 ]
