@@ -28,7 +28,8 @@ from run_all import FL_NAME, RedisProc, ServerProc, cpu_seconds, write_yaml  # n
 from mindspore_federated.client.device import Device, RetryPolicy  # noqa: E402
 
 UNMASKED = re.compile(r"unmasked iteration (\d+): (\d+) sharers, (\d+) dropped, ([\d.]+) s")
-CASES = (("plain", 0.0), ("PW_ENCRYPT", 0.0), ("PW_ENCRYPT", 0.1), ("PW_ENCRYPT", 0.3))
+CASES = {"plain": ("plain", 0.0), "pw0": ("PW_ENCRYPT", 0.0), "pw10": ("PW_ENCRYPT", 0.1),
+         "pw30": ("PW_ENCRYPT", 0.3)}
 
 
 def case_yaml(workdir, redis_address, mode, devices, dropout, iterations):
@@ -46,8 +47,9 @@ def case_yaml(workdir, redis_address, mode, devices, dropout, iterations):
     return path, dropped
 
 
-async def one_iteration(url, devices, dropped, round_no, timeout):
-    policy = RetryPolicy(retry_delay=0.05, max_retry_delay=0.5, step_timeout=timeout, iteration_timeout=timeout)
+async def one_iteration(url, devices, dropped, round_no, timeout, retry_delay):
+    policy = RetryPolicy(retry_delay=retry_delay, max_retry_delay=max(0.5, retry_delay), step_timeout=timeout,
+                         iteration_timeout=timeout)
 
     def train(features, _plan):
         return {n: np.asarray(w, np.float32) + np.float32(0.001) for n, w in features.items()}
@@ -62,7 +64,7 @@ async def one_iteration(url, devices, dropped, round_no, timeout):
     return sum(1 for o in outcomes if o.accepted and not o.dropped)
 
 
-def run_case(model, mode, dropout, devices, iterations, timeout):
+def run_case(model, mode, dropout, devices, iterations, timeout, retry_delay):
     rows = []
     with tempfile.TemporaryDirectory(prefix="secagg_bench_") as workdir:
         redis = RedisProc(workdir).start()
@@ -72,7 +74,7 @@ def run_case(model, mode, dropout, devices, iterations, timeout):
             server = ServerProc(0, workdir, path, model).start()
             for it in range(iterations):
                 cpu0, client0, t0 = cpu_seconds(server.proc.pid), time.process_time(), time.perf_counter()
-                accepted = asyncio.run(one_iteration(server.url, devices, dropped, it, timeout))
+                accepted = asyncio.run(one_iteration(server.url, devices, dropped, it, timeout, retry_delay))
                 wall = time.perf_counter() - t0
                 rows.append({"iteration": it + 1, "wall_s": wall, "accepted": accepted,
                              "server_cpu_ms_per_device": 1000 * (cpu_seconds(server.proc.pid) - cpu0) / devices,
@@ -119,13 +121,17 @@ def main(argv=None):
     p.add_argument("--devices", type=int, default=100)
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
+    p.add_argument("--retry-delay", type=float, default=0.5, help="the devices' pause after SucNotReady (s)")
     p.add_argument("--json", default=os.path.join(BENCH_DIR, "results", "secagg.json"))
     opts = p.parse_args(argv)
     results = []
     for model in opts.model.split(","):
-        for mode, dropout in CASES:
+        for case in opts.cases.split(","):
+            mode, dropout = CASES[case]
             print(f"... {model} {mode} dropout {dropout:.0%}", flush=True)
-            results.append(run_case(model, mode, dropout, opts.devices, opts.iterations, opts.timeout))
+            results.append(run_case(model, mode, dropout, opts.devices, opts.iterations, opts.timeout,
+                                    opts.retry_delay))
     print_table(results)
     os.makedirs(os.path.dirname(opts.json), exist_ok=True)
     with open(opts.json, "w", encoding="utf-8") as f:
