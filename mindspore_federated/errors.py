@@ -188,3 +188,12 @@ SCHED_SSL_NEEDS_JOB = ("enable_ssl is true: start the scheduler through FlSchedu
                        "ssl_config=SSLConfig(...)) "
                        "so the certificate password is not passed on the command line")
 SCHED_INVALID_PORT = "invalid port {text!r}: expected 1..65535"
+
+# ---- Redis AUTH and TLS (issue 14 items 3, 4) ---------------------------------------------------------
+REDIS_AUTH = ("Redis at {address} refused the credentials of {who} (Redis auth: distributed_cache.username / "
+              "password or MSF_REDIS_USERNAME / MSF_REDIS_PASSWORD): {reason}")
+REDIS_TLS = ("TLS to Redis at {address} failed (enable_ssl asks for TLS to Redis; is it a TLS port whose "
+             "certificate distributed_cache.cacert_filename / capath trusts?): {reason}")
+REDIS_TLS_FILE = "Failed to load distributed_cache.{key} '{path}' for TLS to Redis: {reason}"
+REDIS_TLS_KEY_PAIR = ("distributed_cache.cert_filename and distributed_cache.private_key_filename go together "
+                      "(a client certificate needs its key), but only {given} is set")
