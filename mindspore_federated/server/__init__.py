@@ -1,5 +1,6 @@
 """Server role: `python -m mindspore_federated.server` runs one FL server process."""
 import argparse
+import os
 import sys
 
 
@@ -30,6 +31,20 @@ def initial_feature_map(model, seed=0):
     return model  # a .ckpt path, loaded by FLServerJob
 
 
+SERVER_PASSWORD_ENV = "MSF_SSL_SERVER_PASSWORD"
+CLIENT_PASSWORD_ENV = "MSF_SSL_CLIENT_PASSWORD"
+
+
+def ssl_config_from_env(environ=None):
+    """The PKCS#12 passwords of `python -m mindspore_federated.server` (enable_ssl): MSF_SSL_SERVER_PASSWORD
+    and MSF_SSL_CLIENT_PASSWORD, never on the command line; None when neither is set."""
+    from mindspore_federated.startup.ssl_config import SSLConfig
+
+    environ = os.environ if environ is None else environ
+    server, client = environ.get(SERVER_PASSWORD_ENV), environ.get(CLIENT_PASSWORD_ENV)
+    return None if server is None and client is None else SSLConfig(server, client)
+
+
 def main(argv=None):
     """Runs a server until SIGTERM/SIGINT; returns the process exit code."""
     from mindspore_federated.errors import NotBuiltError
@@ -42,7 +57,8 @@ def main(argv=None):
         overrides = {"round.start_fl_job_threshold": args.start_fl_job_threshold, "fl_name": args.fl_name,
                      "distributed_cache.address": args.redis_address}
         run_server(args.yaml_config, args.http_server_address, args.tcp_server_ip, args.checkpoint_dir,
-                   overrides=overrides, node_id=args.node_id, config_file_path=args.config_file_path,
+                   ssl_config=ssl_config_from_env(), overrides=overrides, node_id=args.node_id,
+                   config_file_path=args.config_file_path,
                    feature_map=initial_feature_map(args.model, args.seed))
     except RuntimeError as exc:
         get_logger(__name__).error("server failed to start: %s", exc)

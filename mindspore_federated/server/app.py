@@ -52,7 +52,7 @@ class ServerApp:
     """Runs one server until SIGTERM/SIGINT (or a scale-in request)."""
 
     def __init__(self, cfg, http_address, tcp_ip, checkpoint_dir, feature_map, callback=None, node_id=None,
-                 recovery_file=None):
+                 recovery_file=None, device_tls=None):
         from mindspore_federated.recovery import RecoveryFile
 
         self.recovery = RecoveryFile(recovery_file) if recovery_file else None
@@ -64,6 +64,7 @@ class ServerApp:
         self.checkpoint_dir = checkpoint_dir
         self.feature_map = feature_map
         self.callback = callback
+        self.device_tls = device_tls  # ssl.SSLContext of the device API (enable_ssl), else None: plain HTTP
         self.node = None
         self._stop = None
         self._failures = 0
@@ -227,7 +228,7 @@ class ServerApp:
         server = FastDeviceServer(api) if engine == "fast" else AiohttpDeviceServer(api)
         host, port = split_host_port(self.http_address)
         try:
-            await server.start(host, port)
+            await server.start(host, port, ssl_context=self.device_tls)
         except OSError as exc:
             text = errors.START_HTTP.format(address=self.http_address, reason=exc)
             raise errors.FederatedError(text) from None
