@@ -47,7 +47,7 @@ def tls_redis(tmp_path_factory):
     server.stop()
 
 
-def tls_yaml(directory, fl_name, pki, tls_redis, engine="fast", cache=None, **overrides):
+def tls_yaml(directory, fl_name, pki, tls_redis, engine="fast", cache=None, threshold=1, **overrides):
     server, material = tls_redis
     cache = {"address": server.address, "cacert_filename": material.ca_file,
              "cert_filename": material.client_cert, "private_key_filename": material.client_key,
@@ -55,7 +55,7 @@ def tls_yaml(directory, fl_name, pki, tls_redis, engine="fast", cache=None, **ov
     return write_yaml(directory, server.address, fl_name, enable_ssl=True, distributed_cache=cache,
                       ssl={"server_cert_path": pki["server"], "client_cert_path": pki["client"],
                            "ca_cert_path": pki["ca"], "cipher_list": ":".join(ALLOWED_CIPHERS[:5])},
-                      round={"start_fl_job_threshold": 1}, client={"http_engine": engine}, **overrides)
+                      round={"start_fl_job_threshold": threshold}, client={"http_engine": engine}, **overrides)
 
 
 def start(procs, role_args, name, env=None):
@@ -224,3 +224,17 @@ def test_finish_cloud_reaches_a_tls_redis_with_auth(tmp_path, fl_name, procs, pk
     assert tool.wait_exit(60) == 0
     assert f"killed {proc.pid}" in tool.output()
     proc.wait_exit(30)
+
+
+def test_simulator_speaks_https_with_a_ca_file(tmp_path, fl_name, procs, pki, tls_redis):
+    yaml_path = tls_yaml(tmp_path, fl_name, pki, tls_redis, threshold=2)
+    _, http = start_tls_server(procs, yaml_path, tmp_path / "srv")
+    sim = procs.python("simulator", "-m", "mindspore_federated.client.simulator", "--servers", f"https://{http}",
+                       "--fl-name", fl_name, "--devices", "2", "--iterations", "2", "--ca-file", pki["ca"],
+                       "--no-progress")
+    assert sim.wait_exit(120) == 0, sim.output()
+    untrusted = procs.python("untrusted", "-m", "mindspore_federated.client.simulator", "--servers",
+                             f"https://{http}", "--fl-name", fl_name, "--devices", "1", "--step-timeout", "3",
+                             "--iteration-timeout", "10", "--no-progress")
+    assert untrusted.wait_exit(120) != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.output()
