@@ -106,13 +106,22 @@ def tls_context(s: RedisSettings) -> ssl.SSLContext:
     return context
 
 
-class TlsConnection(Connection):
-    """redis-py's TCP connection over our TLS context, with SNI / name check on `server_name`."""
+def _check_tls_address(s):
+    if s.tls and s.address.startswith("unix:"):
+        raise ConfigError(errors.REDIS_TLS.format(address=s.address, reason="TLS needs an ip:port address"))
+
+
+class _WithTls:
+    """Connection-class mixin: the TLS context and the expected server name (SNI, name check) to use."""
 
     def __init__(self, *, tls_context, server_name=None, **kwargs):
         super().__init__(**kwargs)
         self._tls_context = tls_context
         self._server_name = server_name
+
+
+class TlsConnection(_WithTls, Connection):
+    """redis-py's TCP connection over our TLS context, with SNI / name check on `server_name`."""
 
     def _connection_arguments(self):
         kwargs = super()._connection_arguments()
@@ -144,9 +153,8 @@ def make_client(target, timeout=2.0, max_connections=64, connect_timeout=None, r
     kwargs = dict(socket_timeout=timeout, socket_connect_timeout=connect_timeout, health_check_interval=0,
                   max_connections=max_connections, timeout=pool_wait, retry=Retry(NoBackoff(), retries),
                   username=s.username, password=s.password, db=s.db)
+    _check_tls_address(s)
     if s.address.startswith("unix:"):
-        if s.tls:
-            raise ConfigError(errors.REDIS_TLS.format(address=s.address, reason="TLS needs an ip:port address"))
         pool = aioredis.BlockingConnectionPool(connection_class=UnixDomainSocketConnection,
                                                path=s.address[5:], **kwargs)
     else:
@@ -163,20 +171,14 @@ def make_pipelined(target, timeout=HOT_PATH_TIMEOUT_S):
     s = settings_of(target)
     if not HAVE_HIREDIS:
         return None
-    if s.tls and s.address.startswith("unix:"):
-        raise ConfigError(errors.REDIS_TLS.format(address=s.address, reason="TLS needs an ip:port address"))
+    _check_tls_address(s)
     context = tls_context(s) if s.tls else None
     return PipelinedRedis(s.address, timeout, ssl_context=context, server_name=s.server_name,
                           username=s.username, password=s.password, db=s.db)
 
 
-class _SyncTlsConnection(SyncConnection):
+class _SyncTlsConnection(_WithTls, SyncConnection):
     """redis-py's blocking TCP connection wrapped in our TLS context (tools such as finish_cloud)."""
-
-    def __init__(self, *, tls_context, server_name=None, **kwargs):
-        super().__init__(**kwargs)
-        self._tls_context = tls_context
-        self._server_name = server_name
 
     def _connect(self):
         sock = super()._connect()
@@ -188,9 +190,8 @@ def make_sync_client(target, **kwargs):
     `kwargs` go to redis.Redis (timeouts, decode_responses, retry)."""
     s = settings_of(target)
     auth = dict(username=s.username, password=s.password, db=s.db)
+    _check_tls_address(s)
     if s.address.startswith("unix:"):
-        if s.tls:
-            raise ConfigError(errors.REDIS_TLS.format(address=s.address, reason="TLS needs an ip:port address"))
         return redis.Redis(unix_socket_path=s.address[5:], **auth, **kwargs)
     host, _, port = s.address.rpartition(":")
     if not s.tls:
