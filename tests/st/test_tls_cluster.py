@@ -205,6 +205,8 @@ def test_scheduler_https_and_tls_redis(tmp_path, fl_name, procs, pki, tls_redis)
         state = json.loads(resp.read())
     assert state["code"] == "0" and state["cluster_state"] == "CLUSTER_READY"
     assert [n["role"] for n in state["nodes"]] == ["SERVER"]
+    sched.stop()
+    assert REDIS_PW not in sched.output()
 
 
 def test_scheduler_refuses_a_wrong_redis_password(tmp_path, fl_name, procs, pki, tls_redis):

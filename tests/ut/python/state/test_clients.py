@@ -81,3 +81,11 @@ def test_pipelined_client_from_settings(redis_server):
         finally:
             await fast.aclose()
     run(scenario())
+
+
+def test_redis_tls_keys_without_enable_ssl_are_named_in_a_warning():
+    cfg = config("127.0.0.1:6379", cacert_filename="ca.pem", server_name="redis.local")
+    assert not RedisSettings.from_config(cfg).tls
+    assert any("distributed_cache.cacert_filename, distributed_cache.server_name are set but enable_ssl is false"
+               in w for w in cfg.warnings)
+    assert config("127.0.0.1:6379").warnings == ()
