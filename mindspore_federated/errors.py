@@ -185,7 +185,7 @@ SCHED_POST_TOO_BIG = "The post message is bigger than 100mb."
 SCHED_BIND_FAILED = "Failed to start scheduler http server on {address}: {reason}"
 SCHED_CACHE_START = "Failed to access the cache server {address} at start-up: {reason}"
 SCHED_SSL_NEEDS_JOB = ("enable_ssl is true: start the scheduler through FlSchedulerJob(..., "
-                       "ssl_config=SSLConfig(...)) "
+                       "ssl_config=SSLConfig(...)) or set MSF_SSL_SERVER_PASSWORD and MSF_SSL_CLIENT_PASSWORD, "
                        "so the certificate password is not passed on the command line")
 SCHED_INVALID_PORT = "invalid port {text!r}: expected 1..65535"
 

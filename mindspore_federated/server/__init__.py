@@ -1,6 +1,5 @@
 """Server role: `python -m mindspore_federated.server` runs one FL server process."""
 import argparse
-import os
 import sys
 
 
@@ -31,26 +30,13 @@ def initial_feature_map(model, seed=0):
     return model  # a .ckpt path, loaded by FLServerJob
 
 
-SERVER_PASSWORD_ENV = "MSF_SSL_SERVER_PASSWORD"
-CLIENT_PASSWORD_ENV = "MSF_SSL_CLIENT_PASSWORD"
-
-
-def ssl_config_from_env(environ=None):
-    """The PKCS#12 passwords of `python -m mindspore_federated.server` (enable_ssl): MSF_SSL_SERVER_PASSWORD
-    and MSF_SSL_CLIENT_PASSWORD, never on the command line; None when neither is set."""
-    from mindspore_federated.startup.ssl_config import SSLConfig
-
-    environ = os.environ if environ is None else environ
-    server, client = environ.get(SERVER_PASSWORD_ENV), environ.get(CLIENT_PASSWORD_ENV)
-    return None if server is None and client is None else SSLConfig(server, client)
-
-
 def main(argv=None):
     """Runs a server until SIGTERM/SIGINT; returns the process exit code."""
     from mindspore_federated.errors import NotBuiltError
     from mindspore_federated.exit_codes import ExitCode
     from mindspore_federated.log import get_logger
     from mindspore_federated.server.job import run_server
+    from mindspore_federated.startup.ssl_config import ssl_config_from_env
 
     args = parse_args(argv)
     try:

@@ -193,12 +193,14 @@ def test_enable_ssl_must_match_across_the_cluster(tmp_path, fl_name, procs, pki,
     refused(procs, joiner, tmp_path / "joiner", errors.START_HYPER_PARAMS, name="joiner")
 
 
-def test_scheduler_https_and_tls_redis(tmp_path, fl_name, procs, pki, tls_redis):
+@pytest.mark.parametrize("entry", [TLS_ENTRY + ("scheduler",), ("-m", "mindspore_federated.scheduler")],
+                         ids=["FlSchedulerJob", "command-line"])
+def test_scheduler_https_and_tls_redis(tmp_path, fl_name, procs, pki, tls_redis, entry):
     yaml_path = tls_yaml(tmp_path, fl_name, pki, tls_redis, cache={"username": "", "password": REDIS_PW})
     start_tls_server(procs, yaml_path, tmp_path / "srv")
     manage = f"127.0.0.1:{free_port()}"
-    sched = start(procs, ["scheduler", "--yaml_config", yaml_path, "--scheduler_manage_address", manage],
-                  "scheduler")
+    sched = procs.python("scheduler", *entry, "--yaml_config", yaml_path, "--scheduler_manage_address", manage,
+                         env=P12_ENV)
     sched.wait_ready(timeout=60)
     context = https_context(pki["ca"])
     with urllib.request.urlopen(f"https://{manage}/state", timeout=10, context=context) as resp:
@@ -240,3 +242,11 @@ def test_simulator_speaks_https_with_a_ca_file(tmp_path, fl_name, procs, pki, tl
                              "--iteration-timeout", "10", "--no-progress")
     assert untrusted.wait_exit(120) != 0
     assert "CERTIFICATE_VERIFY_FAILED" in untrusted.output()
+
+
+def test_scheduler_command_line_without_passwords_refuses(tmp_path, fl_name, procs, pki, tls_redis):
+    yaml_path = tls_yaml(tmp_path, fl_name, pki, tls_redis)
+    sched = procs.python("scheduler", "-m", "mindspore_federated.scheduler", "--yaml_config", yaml_path,
+                         "--scheduler_manage_address", f"127.0.0.1:{free_port()}")
+    assert sched.wait_exit(60) == ExitCode.CONFIG_ERROR
+    assert errors.SCHED_SSL_NEEDS_JOB in sched.output() and "READY" not in sched.output()

@@ -20,7 +20,7 @@ def main(argv):
     import argparse
 
     from mindspore_federated import FlSchedulerJob
-    from mindspore_federated.server import ssl_config_from_env
+    from mindspore_federated.startup.ssl_config import ssl_config_from_env
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--yaml_config", required=True)
