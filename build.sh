@@ -12,9 +12,10 @@ cd "$ROOT"
 VENV="${MSF_VENV:-$ROOT/.venv}"
 PY="$VENV/bin/python"
 BUILD_DIR="$ROOT/build"
-APT_PKGS=(g++ cmake ninja-build libssl-dev redis-server redis-tools flatbuffers-compiler libflatbuffers-dev libgtest-dev clang-format)
+APT_PKGS=(g++ cmake ninja-build libssl-dev redis-server redis-tools flatbuffers-compiler libflatbuffers-dev libgtest-dev clang-format chromium)
 PIP_PKGS=(numpy pyyaml "aiohttp>=3.9" "redis>=5" hiredis cryptography "flatbuffers>=23" "pybind11>=2.12"
-          uvloop httptools setuptools wheel pytest pytest-timeout scikit-learn "mindspore==2.10.0" "ruff==0.16.9")
+          uvloop httptools setuptools wheel pytest pytest-timeout scikit-learn "mindspore==2.10.0" "ruff==0.16.9"
+          prometheus-client playwright)
 
 log() { printf '[build.sh] %s\n' "$*" >&2; }
 

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 
 from mindspore_federated.client import messages as msg
+from mindspore_federated.client.device import https_context
 from mindspore_federated.client.messages import PlainTextReply, ResponseCode
 
 ID_FMT = "h{proc:03d}i{tag:05d}d{k:07d}"      # fixed length: update bodies are patched from one template
@@ -148,8 +149,9 @@ class _Stats:
 class _Herd:
     """One client process's devices for one iteration."""
 
-    def __init__(self, index, host, port, fl_name, http_timeout):
+    def __init__(self, index, host, port, fl_name, http_timeout, ca_file=None):
         self.index, self.host, self.port, self.fl_name = index, host, port, fl_name
+        self.tls = {} if not ca_file else {"ssl": https_context(ca_file), "server_hostname": host}
         self.http_timeout = http_timeout
         self.known = {}
         self.parsed = {}                # id(large payload) -> (payload, parsed reply)
@@ -161,7 +163,7 @@ class _Herd:
         while True:
             try:
                 _, conn = await asyncio.wait_for(
-                    loop.create_connection(lambda: _HttpConn(self.known), self.host, self.port),
+                    loop.create_connection(lambda: _HttpConn(self.known), self.host, self.port, **self.tls),
                     max(0.1, min(30.0, deadline - time.monotonic())))
                 return conn
             except (OSError, asyncio.TimeoutError) as exc:
@@ -282,14 +284,14 @@ class _Herd:
         return st.to_dict()
 
 
-def _worker_main(index, host, port, fl_name, http_timeout, conn):
+def _worker_main(index, host, port, fl_name, http_timeout, conn, ca_file=None):
     raise_nofile()
     try:
         import uvloop  # pylint: disable=import-outside-toplevel
         runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
     except ImportError:
         runner = asyncio.Runner()
-    herd = _Herd(index, host, port, fl_name, http_timeout)
+    herd = _Herd(index, host, port, fl_name, http_timeout, ca_file)
     conn.send({"ready": os.getpid()})
     with runner:
         while True:
@@ -304,7 +306,9 @@ def _worker_main(index, host, port, fl_name, http_timeout, conn):
 class HerdClients:
     """`procs` spawned client processes; run_iteration(N) starts N devices at once across them."""
 
-    def __init__(self, url, fl_name, procs, http_timeout=120.0, start_timeout=60.0):
+    def __init__(self, url, fl_name, procs, http_timeout=120.0, start_timeout=60.0, ca_file=None):
+        """`ca_file`: the CA that signed the certificate of an https:// server (the devices verify it)."""
+        self.ca_file = ca_file
         hostport = url.split("://", 1)[-1].rstrip("/")
         self.host, _, port = hostport.rpartition(":")
         self.port = int(port)
@@ -318,7 +322,8 @@ class HerdClients:
         for i in range(self.procs):
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=_worker_main, daemon=True,
-                               args=(i, self.host, self.port, self.fl_name, self.http_timeout, child))
+                               args=(i, self.host, self.port, self.fl_name, self.http_timeout, child,
+                                     self.ca_file))
             proc.start()
             self._workers.append((proc, parent))
         for proc, parent in self._workers:

@@ -9,6 +9,8 @@ import time
 from herd import HerdClients, percentile, raise_nofile
 from run_all import RedisProc, ServerProc, cpu_seconds, loadavg, status_kib, write_yaml
 
+from mindspore_federated.config import ALLOWED_CIPHERS
+
 ROUNDS = ("startFLJob", "updateModel", "getModel")
 
 
@@ -54,25 +56,32 @@ class _ProfServer(ServerProc):
             subprocess.Popen = real
 
 
-def run_herd(devices, iterations, procs, model="lenet", profile=False, keep=False):
-    """Starts redis + one server, runs `iterations` herds of `devices`, returns the result dict."""
+def run_herd(devices, iterations, procs, model="lenet", profile=False, keep=False, https=False):
+    """Starts redis + one server, runs `iterations` herds of `devices`, returns the result dict. `https`:
+    enable_ssl (HTTPS device API, TLS + AUTH to a TLS-only Redis), certificates made for this run."""
     raise_nofile()
     workdir = tempfile.mkdtemp(prefix=f"msf-herd-{model}-{devices}-")
-    redis = RedisProc(workdir)
+    tls = HttpsSetup(workdir) if https else None
+    redis = RedisProc(workdir, tls=tls and tls.redis)
     server = None
-    res = {"devices": devices, "model": model, "iterations": iterations, "procs": procs, "rows": [],
-           "loadavg_start": loadavg(), "workdir": workdir}
+    res = {"devices": devices, "model": model + (" https" if https else ""), "iterations": iterations,
+           "procs": procs, "rows": [], "loadavg_start": loadavg(), "workdir": workdir}
     try:
         redis.start()
-        yaml_path = write_yaml(workdir, redis.address, devices, iterations)  # windows of 30/30/60 minutes
-        env = {"MSF_TRACEMALLOC_DIR": workdir} if profile else None
-        server = (_ProfServer if profile else ServerProc)(0, workdir, yaml_path, model).start(env)
+        yaml_path = write_yaml(workdir, redis.address, devices, iterations,  # windows of 30/30/60 minutes
+                               extra=tls and tls.yaml_sections())
+        env = {"MSF_TRACEMALLOC_DIR": workdir} if profile else {}
+        kind = _ProfServer if profile else ServerProc
+        if tls is None:
+            server = kind(0, workdir, yaml_path, model).start(env)
+        else:
+            server = kind(0, workdir, yaml_path, model, entry=tls.entry, scheme="https").start({**env, **tls.env})
         pid = server.proc.pid
         res["base_rss_mib"] = status_kib(pid, "VmRSS") / 1024
         peak, stop = [0], threading.Event()
         threading.Thread(target=_rss_sampler, args=(pid, peak, stop), daemon=True).start()
         snaps = []
-        with HerdClients(server.url, "Lenet", procs) as clients:
+        with HerdClients(server.url, "Lenet", procs, ca_file=tls and tls.ca_file) as clients:
             for it in range(iterations):
                 timeout = 120.0 + devices * 0.04
                 cpu0 = cpu_seconds(pid)
@@ -105,6 +114,41 @@ def run_herd(devices, iterations, procs, model="lenet", profile=False, keep=Fals
             import shutil  # pylint: disable=import-outside-toplevel
             shutil.rmtree(workdir, ignore_errors=True)
     return res
+
+
+class HttpsSetup:
+    """enable_ssl for one herd run, certificates made now (tests/utils/certs.py): the server's PKCS#12, a
+    TLS-only Redis with requirepass, the server through tests/utils/tls_entry.py, which lifts the enable_ssl
+    NOT_BUILT row while that row names only mutual TLS between servers (one server here has no peer)."""
+
+    SERVER_PW, CLIENT_PW, REDIS_PW = "bench-server-p12", "bench-client-p12", "bench-redis-pw"
+
+    def __init__(self, workdir):
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if repo not in sys.path:
+            sys.path.insert(0, repo)
+        import pathlib  # pylint: disable=import-outside-toplevel
+
+        from tests.utils.certs import TestCA, write_p12  # pylint: disable=import-outside-toplevel
+        from tests.utils.redis_server import RedisTls  # pylint: disable=import-outside-toplevel
+
+        d = pathlib.Path(workdir)
+        ca = TestCA("bench-ca")
+        self.ca_file = ca.write_pem(d / "ca.pem")
+        self.server_p12 = write_p12(d / "server.p12", *ca.issue("127.0.0.1"), self.SERVER_PW)
+        self.client_p12 = write_p12(d / "client.p12", *ca.issue("client"), self.CLIENT_PW)
+        self.redis = RedisTls(d / "redis-pki")
+        self.redis_args = self.redis.args
+        self.redis.args = lambda port: [*self.redis_args(port), "--requirepass", self.REDIS_PW]
+        self.entry = ("-m", "tests.utils.tls_entry", "server")
+        self.env = {"MSF_SSL_SERVER_PASSWORD": self.SERVER_PW, "MSF_SSL_CLIENT_PASSWORD": self.CLIENT_PW,
+                    "MSF_REDIS_PASSWORD": self.REDIS_PW, "PYTHONPATH": repo}
+
+    def yaml_sections(self):
+        return {"enable_ssl": True,
+                "distributed_cache": {"cacert_filename": self.redis.ca_file},
+                "ssl": {"server_cert_path": self.server_p12, "client_cert_path": self.client_p12,
+                        "ca_cert_path": self.ca_file, "cipher_list": ":".join(ALLOWED_CIPHERS)}}
 
 
 def _row(it, devices, r, cpu):
@@ -163,12 +207,13 @@ def format_summary(results):
     return "\n".join(lines)
 
 
-def main(device_counts, iterations, procs, profile=False, keep=False, model="lenet"):
+def main(device_counts, iterations, procs, profile=False, keep=False, model="lenet", https=False):
+    """Every N once (plain HTTP), or with `https` twice in a row: plain, then enable_ssl."""
     results = []
-    for n in device_counts:
-        print(f"herd: {n:,} {model} devices at once, {iterations} iterations, {procs} client processes, "
-              f"loadavg {loadavg():.2f}", flush=True)
-        results.append(run_herd(n, iterations, procs, model=model, profile=profile, keep=keep))
+    for n, tls in [(n, tls) for n in device_counts for tls in ((False, True) if https else (False,))]:
+        print(f"herd: {n:,} {model} devices at once{' over HTTPS' if tls else ''}, {iterations} iterations, "
+              f"{procs} client processes, loadavg {loadavg():.2f}", flush=True)
+        results.append(run_herd(n, iterations, procs, model=model, profile=profile, keep=keep, https=tls))
         res = results[-1]
         print(f"  peak server RSS {res.get('peak_rss_mib', float('nan')):.0f} MiB (READY "
               f"{res.get('base_rss_mib', float('nan')):.0f} MiB){'  ERROR ' + res['error'] if 'error' in res else ''}",

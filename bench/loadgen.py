@@ -30,6 +30,7 @@ class LoadConfig:
 
     servers: tuple                  # base URLs, e.g. ("http://127.0.0.1:6666",)
     fl_name: str
+    ca_file: str = None             # https:// servers: the CA their certificates are verified against
     procs: int = 2                  # client processes
     concurrency: int = 32           # per process: devices between startFLJob and the updateModel reply
     poll_concurrency: int = 32      # per process: device getModel requests in flight
@@ -142,7 +143,7 @@ class _Worker:
     async def serve(self):
         loop = asyncio.get_running_loop()
         timeout = aiohttp.ClientTimeout(total=self.cfg.http_timeout)
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=False),
+        self.session = aiohttp.ClientSession(connector=_connector(self.cfg, limit=0, force_close=False),
                                              timeout=timeout)
         try:
             self.conn.send({"ready": os.getpid()})
@@ -385,7 +386,7 @@ class LoadGen:
         return self
 
     async def _open(self):
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+        self.session = aiohttp.ClientSession(connector=_connector(self.cfg, limit=0),
                                              timeout=aiohttp.ClientTimeout(total=self.cfg.http_timeout))
 
     def pids(self):
@@ -581,10 +582,20 @@ def format_iteration(i, r):
             f"getModel/device={r['device_get_model_requests'] / max(1, r['devices']):.2f}")
 
 
+def _connector(cfg, **kwargs):
+    """An aiohttp connector that verifies https:// servers against cfg.ca_file when given."""
+    if cfg.ca_file:
+        from mindspore_federated.client.device import https_context
+
+        kwargs["ssl"] = https_context(cfg.ca_file)
+    return aiohttp.TCPConnector(**kwargs)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--servers", required=True, help="comma-separated base URLs (http://127.0.0.1:6666,...)")
     p.add_argument("--fl-name", default="Lenet")
+    p.add_argument("--ca-file", default=None, help="https:// servers: verify their certificates with this CA")
     p.add_argument("--devices", type=int, default=1000,
                    help="devices per iteration (= start_fl_job_threshold)")
     p.add_argument("--iterations", type=int, default=2)
@@ -598,7 +609,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     servers = tuple(s.strip().rstrip("/") for s in args.servers.split(",") if s.strip())
-    cfg = LoadConfig(servers=servers, fl_name=args.fl_name, procs=args.procs, concurrency=args.concurrency)
+    cfg = LoadConfig(servers=servers, fl_name=args.fl_name, procs=args.procs, concurrency=args.concurrency,
+                     ca_file=args.ca_file)
     with LoadGen(cfg) as lg:
         lg.sync_model()
         for i in range(1, args.iterations + 1):

@@ -109,10 +109,12 @@ def _stop_pid(proc, name):
 class RedisProc:
     """redis-server --save "" --appendonly no on a free loopback port."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, tls=None):
+        """`tls`: TLS material (args(port) -> redis-server options, client_context()) for a TLS-only server."""
         self.workdir = workdir
         self.port = None
         self.proc = None
+        self.tls = tls
 
     @property
     def address(self):
@@ -120,9 +122,10 @@ class RedisProc:
 
     def _ping(self):
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw:
+                s = raw if self.tls is None else self.tls.client_context().wrap_socket(raw)
                 s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
@@ -133,7 +136,8 @@ class RedisProc:
         for _ in range(5):  # a free port may be taken between the probe and the bind
             self.port = free_port()
             self.proc = subprocess.Popen(
-                [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                [exe, *(["--port", str(self.port)] if self.tls is None else ["--port", "0", *self.tls.args(self.port)]),
+                 "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                  "--dir", self.workdir, "--logfile", os.path.join(self.workdir, "redis.log")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.monotonic() + timeout
@@ -172,7 +176,10 @@ class RedisProc:
 class ServerProc:
     """`python -m mindspore_federated.server`, ready when it prints `READY server`."""
 
-    def __init__(self, index, workdir, yaml_path, model):
+    def __init__(self, index, workdir, yaml_path, model, entry=("-m", "mindspore_federated.server"),
+                 scheme="http"):
+        self.entry = list(entry)
+        self.scheme = scheme
         self.index = index
         self.workdir = os.path.join(workdir, f"server{index}")
         self.yaml_path = yaml_path
@@ -185,7 +192,7 @@ class ServerProc:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def _pump(self):
         for line in self.proc.stdout:
@@ -200,7 +207,7 @@ class ServerProc:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **(env_extra or {}))
         self._stderr = open(os.path.join(self.workdir, "server.log"), "w", encoding="utf-8")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mindspore_federated.server", "--yaml_config", self.yaml_path,
+            [sys.executable, *self.entry, "--yaml_config", self.yaml_path,
              "--http_server_address", f"127.0.0.1:{self.port}", "--model", self.model,
              "--checkpoint_dir", os.path.join(self.workdir, "fl_ckpt")],
             cwd=self.workdir, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env)
@@ -220,8 +227,9 @@ class ServerProc:
         return None
 
 
-def write_yaml(workdir, redis_address, threshold, iterations, engine=None):
-    """Server YAML: threshold N, update_model_ratio 1.0, windows far longer than any iteration here."""
+def write_yaml(workdir, redis_address, threshold, iterations, engine=None, extra=None):
+    """Server YAML: threshold N, update_model_ratio 1.0, windows far longer than any iteration here;
+    `extra`: top-level sections merged in (enable_ssl, ssl, distributed_cache TLS keys)."""
     cfg = {
         "fl_name": FL_NAME, "fl_iteration_num": iterations + 100, "server_mode": "FEDERATED_LEARNING",
         "enable_ssl": False, "distributed_cache": {"type": "redis", "address": redis_address},
@@ -233,6 +241,8 @@ def write_yaml(workdir, redis_address, threshold, iterations, engine=None):
     }
     if engine:
         cfg["client"]["http_engine"] = engine
+    for key, value in (extra or {}).items():
+        cfg[key] = {**cfg[key], **value} if isinstance(value, dict) and key in cfg else value
     path = os.path.join(workdir, "server.yaml")
     with open(path, "w", encoding="utf-8") as f:
         yaml.safe_dump(cfg, f)
@@ -621,6 +631,8 @@ def parse_args(argv=None):
                    "server, each on its own connection, e.g. --herd 10000,15000 (--model picks the model)")
     p.add_argument("--herd-procs", type=int, default=4, help="herd: load-generator processes")
     p.add_argument("--herd-profile", action="store_true", help="herd: tracemalloc the server, diff by site")
+    p.add_argument("--herd-https", action="store_true", help="herd: each N twice in one run, plain HTTP then "
+                   "enable_ssl (HTTPS device API, TLS + AUTH to Redis), for the CPU per update of each")
     p.add_argument("--keep", action="store_true", help="keep the work directories (logs)")
     p.add_argument("--json", default=os.path.join(RESULTS_DIR, "latest.json"))
     return p.parse_args(argv)
@@ -717,7 +729,7 @@ def main(argv=None):
 def _run_herd(opts):
     import herd_run  # pylint: disable=import-outside-toplevel
     results = herd_run.main(opts.herd, opts.iterations or 3, opts.herd_procs, opts.herd_profile, opts.keep,
-                            model=(opts.model or ["lenet"])[0])
+                            model=(opts.model or ["lenet"])[0], https=opts.herd_https)
     path = opts.json if opts.json != os.path.join(RESULTS_DIR, "latest.json") else \
         os.path.join(RESULTS_DIR, "herd.json")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

@@ -185,7 +185,7 @@ SCHED_POST_TOO_BIG = "The post message is bigger than 100mb."
 SCHED_BIND_FAILED = "Failed to start scheduler http server on {address}: {reason}"
 SCHED_CACHE_START = "Failed to access the cache server {address} at start-up: {reason}"
 SCHED_SSL_NEEDS_JOB = ("enable_ssl is true: start the scheduler through FlSchedulerJob(..., "
-                       "ssl_config=SSLConfig(...)) "
+                       "ssl_config=SSLConfig(...)) or set MSF_SSL_SERVER_PASSWORD and MSF_SSL_CLIENT_PASSWORD, "
                        "so the certificate password is not passed on the command line")
 SCHED_INVALID_PORT = "invalid port {text!r}: expected 1..65535"
 
@@ -241,3 +241,12 @@ GCL_VERIFY = "Building flatbuffers schema failed for GetClientList."
 RS_VERIFY = "Building flatbuffers schema failed for SendReconstructSecret."
 PLS_VERIFY = "Building flatbuffers schema failed for PushClientListSign."
 GLS_VERIFY = "Building flatbuffers schema failed for RequestAllClientListSign."
+
+# ---- Redis AUTH and TLS (issue 14 items 3, 4) ---------------------------------------------------------
+REDIS_AUTH = ("Redis at {address} refused the credentials of {who} (Redis auth: distributed_cache.username / "
+              "password or MSF_REDIS_USERNAME / MSF_REDIS_PASSWORD): {reason}")
+REDIS_TLS = ("TLS to Redis at {address} failed (enable_ssl asks for TLS to Redis; is it a TLS port whose "
+             "certificate distributed_cache.cacert_filename / capath trusts?): {reason}")
+REDIS_TLS_FILE = "Failed to load distributed_cache.{key} '{path}' for TLS to Redis: {reason}"
+REDIS_TLS_KEY_PAIR = ("distributed_cache.cert_filename and distributed_cache.private_key_filename go together "
+                      "(a client certificate needs its key), but only {given} is set")

@@ -118,13 +118,10 @@ class Progress:
     """Draws `[#####.....] k/N updates` for the current iteration from the cluster's Redis counters."""
 
     def __init__(self, redis_address, fl_name, total, stream=sys.stderr):
-        import redis
-
-        from mindspore_federated.address import split_host_port
+        from mindspore_federated.state.clients import RedisSettings, make_sync_client
         from mindspore_federated.state.keys import Keys
 
-        host, port = split_host_port(redis_address)
-        self.client = redis.Redis(host=host, port=port, socket_timeout=1)
+        self.client = make_sync_client(RedisSettings.from_address(redis_address), socket_timeout=1)
         self.keys = Keys(fl_name)
         self.total = total
         self.stream = stream

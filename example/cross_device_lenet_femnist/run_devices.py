@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from example.cross_device_lenet_femnist.data import load_digits_split, partition_non_iid
-from mindspore_federated.client.device import Device, DeviceError, RetryPolicy
+from mindspore_federated.client.device import Device, DeviceError, RetryPolicy, https_context
 from mindspore_federated.client.simulator import (
     over_admission_warning,
     positive_float,
@@ -111,7 +111,7 @@ class _Simulation:
 
 async def run_devices(server_urls, fl_name, num_devices, iterations, *, seed=0, on_iteration=None,
                       epochs=None, batch_size=None, lr=None, momentum=0.5, classes_per_device=2,
-                      url_prefix="", policy=None, trainer=None, data=None, dp_noise=False):
+                      url_prefix="", policy=None, trainer=None, data=None, dp_noise=False, ssl_context=None):
     """Simulates `num_devices` phones for `iterations` FL iterations against the servers; returns the reports.
 
     server_urls: base URLs (list or comma-separated string). Every device holds one non-IID shard of the digits
@@ -123,8 +123,9 @@ async def run_devices(server_urls, fl_name, num_devices, iterations, *, seed=0, 
     global model is evaluated on the held-out test set and an IterationReport is passed to
     `on_iteration(report)` (sync or async) and collected. Stops early when the server says the job is finished.
     `trainer` (a LocalTrainer, else one is built with `momentum`) and `data` (a DigitsSplit) may be passed in
-    to reuse them across runs. The privacy mode follows the servers' plan (PW_ENCRYPT masks the uploads, ...);
-    with DP_ENCRYPT the phones add the plan's noise when `dp_noise`.
+    to reuse them across runs. `ssl_context` verifies https:// servers (client.device.https_context(ca_file)).
+    The privacy mode follows the servers' plan (PW_ENCRYPT masks the uploads, ...); with DP_ENCRYPT the phones
+    add the plan's noise when `dp_noise`.
     Raises RuntimeError when an iteration yields no new global model.
     """
     if num_devices < 1 or iterations < 1:
@@ -143,7 +144,7 @@ async def run_devices(server_urls, fl_name, num_devices, iterations, *, seed=0, 
         async with aiohttp.ClientSession() as session:
             devices = [Device(server_urls, fl_name, fl_id=f"{fl_name}-phone-{seed}-{i}", data_size=len(s),
                               url_prefix=url_prefix, session=session, policy=policy,
-                              rng=random.Random(seed * 7919 + i), dp_noise=dp_noise)
+                              rng=random.Random(seed * 7919 + i), dp_noise=dp_noise, ssl_context=ssl_context)
                        for i, s in enumerate(shards)]
             start_accuracy = None
             for round_no in range(iterations):
@@ -216,6 +217,8 @@ def parse_args(argv=None):
                "unless overridden here. Recommended server YAML for 10 devices: round.start_fl_job_threshold 10, "
                "client.client_epoch_num 2, client.client_batch_size 16, client.client_learning_rate 0.02.")
     p.add_argument("--servers", required=True, help="comma-separated base URLs, e.g. http://127.0.0.1:6666")
+    p.add_argument("--ca_file", "--ca-file", dest="ca_file", default=None,
+                   help="https:// servers (enable_ssl): verify their certificates with this CA file")
     p.add_argument("--fl_name", "--fl-name", dest="fl_name", required=True)
     p.add_argument("--devices", type=positive_int, default=10)
     p.add_argument("--iterations", type=positive_int, default=10)
@@ -252,7 +255,8 @@ def main(argv=None):
                                           on_iteration=show, epochs=args.epochs, batch_size=args.batch_size,
                                           lr=args.lr, momentum=args.momentum,
                                           classes_per_device=args.classes_per_device,
-                                          url_prefix=args.url_prefix, policy=policy))
+                                          url_prefix=args.url_prefix, policy=policy,
+                                          ssl_context=https_context(args.ca_file) if args.ca_file else None))
     except KeyboardInterrupt:
         return 130
     except (RuntimeError, ValueError, DeviceError) as exc:

@@ -3,7 +3,7 @@ import importlib
 
 _EXPORTS = {
     "Device": "device", "IterationOutcome": "device", "RequestRecord": "device", "RetryPolicy": "device",
-    "DeviceError": "device", "RequestFailed": "device", "UnexpectedReply": "device",
+    "DeviceError": "device", "https_context": "device", "RequestFailed": "device", "UnexpectedReply": "device",
     "HttpStatusError": "device", "TransportError": "device", "DeadlineExceeded": "device",
     "ResponseCode": "messages", "CompressType": "messages", "PlainTextReply": "messages",
     "FLPlanInfo": "messages", "QuantFeature": "messages",

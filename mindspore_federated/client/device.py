@@ -189,11 +189,13 @@ class Device:
     Privacy follows the plan: PW_ENCRYPT / STABLE_PW_ENCRYPT mask the upload (client/secure.py), SIGNDS
       uploads a sign and index list; DP_ENCRYPT noise is added when dp_noise=True. drop_at (a
       client.secure.PHASES name) makes the device stop after that phase (outcome.dropped).
+    ssl_context: for https:// servers, the ssl.SSLContext that verifies them (see https_context(ca_file));
+      None: aiohttp's default (the system's CAs).
     """
 
     def __init__(self, servers, fl_name, *, fl_id=None, data_size=1, eval_data_size=0, url_prefix="",
                  session=None, limiter=None, policy=None, upload_weighted=True, download_compress_types=(),
-                 file_identifier=False, rng=None, drop_at=None, dp_noise=False):
+                 file_identifier=False, rng=None, drop_at=None, dp_noise=False, ssl_context=None):
         self.servers = _normalise_servers(servers)
         self.fl_name = fl_name
         self.fl_id = fl_id or f"device-{uuid.uuid4().hex}"
@@ -212,6 +214,7 @@ class Device:
         self._limiter = limiter
         self._rng = rng or random.Random()
         self._timeout = aiohttp.ClientTimeout(total=self.policy.http_timeout)
+        self._tls = {} if ssl_context is None else {"ssl": ssl_context}
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -257,7 +260,7 @@ class Device:
     async def _exchange(self, round_name, body, server):
         try:
             async with self._get_session().post(self.url(round_name, server), data=body, headers=_HEADERS,
-                                                timeout=self._timeout) as resp:
+                                                timeout=self._timeout, **self._tls) as resp:
                 payload = await resp.read()
                 status = resp.status
         except (aiohttp.ClientError, OSError) as exc:  # OSError covers TimeoutError
@@ -444,6 +447,14 @@ class Device:
             if outcome.finished:
                 break
         return outcomes
+
+
+def https_context(ca_file, crl_file=None):
+    """The TLS context of a device: TLS >= 1.2, the server's certificate verified against `ca_file` (and
+    not revoked by `crl_file`), its name (or IP address) checked against the URL's host."""
+    from mindspore_federated.tls import client_context
+
+    return client_context(None, ca_path=ca_file, crl_path=crl_file, check_hostname=True)
 
 
 def _now():

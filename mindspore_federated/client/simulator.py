@@ -11,7 +11,7 @@ import aiohttp
 import numpy as np
 
 from mindspore_federated import errors
-from mindspore_federated.client.device import Device, RetryPolicy
+from mindspore_federated.client.device import Device, RetryPolicy, https_context
 from mindspore_federated.client.messages import CompressType, ResponseCode
 from mindspore_federated.client.secure import PHASES
 
@@ -47,6 +47,8 @@ def parse_args(argv=None):
                "should be a multiple of start_fl_job_threshold (with update_model_ratio 1.0) or an iteration "
                "may wait for devices that never come, until --iteration-timeout.")
     p.add_argument("--servers", required=True, help="comma-separated base URLs, e.g. http://127.0.0.1:6666")
+    p.add_argument("--ca-file", default=None, help="https:// servers: verify their certificates with this CA")
+    p.add_argument("--crl-file", default=None, help="https:// servers: certificate revocation list")
     p.add_argument("--fl-name", required=True)
     p.add_argument("--devices", type=positive_int, default=10, help="devices per iteration")
     p.add_argument("--iterations", type=positive_int, default=1)
@@ -295,7 +297,8 @@ async def run_one_iteration(opts, index, sessions, limiter, stderr, token):
 
 def _open_sessions(opts):
     per_session = max(1, math.ceil(opts.concurrency / opts.sessions))
-    return [aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=per_session, limit_per_host=0))
+    tls = {} if not opts.ca_file else {"ssl": https_context(opts.ca_file, opts.crl_file)}
+    return [aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=per_session, limit_per_host=0, **tls))
             for _ in range(opts.sessions)]
 
 

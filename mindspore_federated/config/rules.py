@@ -58,7 +58,21 @@ def _check_cipher_init(values, problems):
             ratio=values["encrypt.pw_encrypt.share_secrets_ratio"])
 
 
+REDIS_TLS_KEYS = ("distributed_cache.cacert_filename", "distributed_cache.capath",
+                  "distributed_cache.cert_filename", "distributed_cache.private_key_filename",
+                  "distributed_cache.server_name")
+
+
+def _warn_unused_redis_tls(values, problems):
+    """Redis TLS settings take effect with enable_ssl only (as in the reference): say so, never silently."""
+    given = [key for key in REDIS_TLS_KEYS if values.get(key)]
+    if given and not values.get("enable_ssl"):
+        problems.warn(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} set but enable_ssl is false: "
+                      "Redis is reached without TLS")
+
+
 def apply_rules(values, role, problems):
+    _warn_unused_redis_tls(values, problems)
     if role == "scheduler":
         return
     _apply_participation_fallback(values, problems)

@@ -194,6 +194,13 @@ _SCHEMA = (
        "Client private key file for TLS to Redis (when enable_ssl)", default="", common=True),
     _E("distributed_cache.server_name", str, "Expected Redis server name (SNI) for TLS (when enable_ssl)",
        default="", common=True),
+    # ---- Redis AUTH and database (issue 14): the password is never logged -------------------------
+    _E("distributed_cache.username", str, "Redis ACL user of AUTH (empty: the environment's MSF_REDIS_USERNAME, "
+       "else the default user)", default="", common=True),
+    _E("distributed_cache.password", str, "Redis password of AUTH (empty: the environment's MSF_REDIS_PASSWORD, "
+       "else no AUTH); never logged", default="", common=True),
+    _E("distributed_cache.db", int, "Redis database number of the cluster's keys", default=0, range=AT_LEAST_0,
+       common=True),
     _E("ssl.server_cert_path", str, "PKCS#12 file (cert + key) of the HTTPS and inter-server TCP servers",
        required=True, default="", unit="file", only_when=_SSL, common=True, example="server.p12"),
     _E("ssl.client_cert_path", str, "PKCS#12 file (cert + key) of the inter-server TCP client",

@@ -8,6 +8,8 @@ from mindspore_federated.errors import SCHED_SSL_NEEDS_JOB as SSL_NEEDS_JOB
 from mindspore_federated.errors import ConfigError, StateError
 from mindspore_federated.exit_codes import ExitCode
 from mindspore_federated.scheduler.role import DEFAULT_MANAGE_ADDRESS, Scheduler, load_scheduler_config
+from mindspore_federated.startup.ssl_config import ssl_config_from_env
+from mindspore_federated.tls import https_server_context as server_ssl_context
 
 LOG = log.get_logger("mindspore_federated.scheduler")
 
@@ -73,12 +75,17 @@ def main(argv=None) -> int:
         LOG.warning(note)
     try:
         config = load_cli_config(args)
+        ssl_context = None
         if config.enable_ssl:
-            raise ConfigError(SSL_NEEDS_JOB)
+            passwords = ssl_config_from_env()
+            if passwords is None:
+                raise ConfigError(SSL_NEEDS_JOB)
+            ssl_context = server_ssl_context(config, passwords)
     except RuntimeError as exc:
         return _fatal(exc, ExitCode.CONFIG_ERROR)
     try:
-        scheduler = Scheduler(config, args.scheduler_manage_address, scheduler_port=args.scheduler_port)
+        scheduler = Scheduler(config, args.scheduler_manage_address, ssl_context,
+                              scheduler_port=args.scheduler_port)
     except RuntimeError as exc:
         return _fatal(exc, ExitCode.SCHEDULER_START_FAILED)
     log.set_node(scheduler.node_id)

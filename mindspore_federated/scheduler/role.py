@@ -15,7 +15,7 @@ from mindspore_federated.errors import ConfigError, StateError
 from mindspore_federated.scheduler.app import build_app
 from mindspore_federated.scheduler.handlers import Context
 from mindspore_federated.scheduler.validation import MAX_BODY, validate_manage_address
-from mindspore_federated.state.clients import RedisSettings, make_client
+from mindspore_federated.state.clients import RedisSettings, make_client, startup_failure
 from mindspore_federated.state.keys import Keys
 from mindspore_federated.state.redis_state import RedisClusterState
 from mindspore_federated.tls import https_server_context as server_ssl_context
@@ -119,8 +119,10 @@ class Scheduler:
                 await client.ping()
                 return
             except (RedisError, OSError) as exc:
-                if time.monotonic() >= deadline:
-                    raise StateError(CACHE_START.format(address=self.config.redis_address, reason=exc)) from None
+                fatal, reason = startup_failure(self.config, exc)
+                if fatal or time.monotonic() >= deadline:
+                    raise StateError(CACHE_START.format(address=self.config.redis_address,
+                                                        reason=reason)) from None
                 await asyncio.sleep(0.2)
 
     async def _listen(self):

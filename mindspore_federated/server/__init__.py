@@ -36,13 +36,15 @@ def main(argv=None):
     from mindspore_federated.exit_codes import ExitCode
     from mindspore_federated.log import get_logger
     from mindspore_federated.server.job import run_server
+    from mindspore_federated.startup.ssl_config import ssl_config_from_env
 
     args = parse_args(argv)
     try:
         overrides = {"round.start_fl_job_threshold": args.start_fl_job_threshold, "fl_name": args.fl_name,
                      "distributed_cache.address": args.redis_address}
         run_server(args.yaml_config, args.http_server_address, args.tcp_server_ip, args.checkpoint_dir,
-                   overrides=overrides, node_id=args.node_id, config_file_path=args.config_file_path,
+                   ssl_config=ssl_config_from_env(), overrides=overrides, node_id=args.node_id,
+                   config_file_path=args.config_file_path,
                    feature_map=initial_feature_map(args.model, args.seed))
     except RuntimeError as exc:
         get_logger(__name__).error("server failed to start: %s", exc)

@@ -25,7 +25,7 @@ from mindspore_federated.server.summary import (
     ensure_file,
     metrics_line,
 )
-from mindspore_federated.state.clients import RedisSettings, make_client, make_pipelined
+from mindspore_federated.state.clients import RedisSettings, make_client, make_pipelined, startup_failure
 from mindspore_federated.state.keys import METRICS_STATE_NAMES
 from mindspore_federated.state.redis_state import RedisClusterState
 
@@ -52,7 +52,7 @@ class ServerApp:
     """Runs one server until SIGTERM/SIGINT (or a scale-in request)."""
 
     def __init__(self, cfg, http_address, tcp_ip, checkpoint_dir, feature_map, callback=None, node_id=None,
-                 recovery_file=None):
+                 recovery_file=None, device_tls=None):
         from mindspore_federated.recovery import RecoveryFile
 
         self.recovery = RecoveryFile(recovery_file) if recovery_file else None
@@ -64,6 +64,7 @@ class ServerApp:
         self.checkpoint_dir = checkpoint_dir
         self.feature_map = feature_map
         self.callback = callback
+        self.device_tls = device_tls  # ssl.SSLContext of the device API (enable_ssl), else None: plain HTTP
         self.node = None
         self._stop = None
         self._failures = 0
@@ -96,17 +97,22 @@ class ServerApp:
             self._stop.set()
 
     # ---- start-up -------------------------------------------------------------------------------
-    async def _connect(self):
-        client = make_client(RedisSettings.from_config(self.cfg))
+    async def _connect(self, settings, fast):
+        """The redis-py client once both it and the pipelined hot-path client (`fast`) answer PING (AUTH,
+        SELECT and TLS included); a refused AUTH fails at once, naming Redis auth."""
+        client = make_client(settings)
         deadline = time.monotonic() + CONNECT_DEADLINE_S
         while True:
             try:
                 await client.ping()
+                if fast is not None:
+                    await fast.execute("PING")
                 return client
             except (RedisError, OSError) as exc:
-                if time.monotonic() > deadline:
+                fatal, text = startup_failure(settings, exc)
+                if fatal or time.monotonic() > deadline:
                     await client.aclose()
-                    raise errors.FederatedError(f"{errors.START_INSTANCE}: {exc}") from None
+                    raise errors.FederatedError(f"{errors.START_INSTANCE}: {text}") from None
                 await asyncio.sleep(0.2)
 
     async def _meet_peers(self, ctx, state):
@@ -173,8 +179,14 @@ class ServerApp:
         return Model.from_arrays(spec, newest[1])
 
     async def _main(self):
-        fast = make_pipelined(RedisSettings.from_config(self.cfg))  # the EVALSHA hot path (refuses TLS)
-        client = await self._connect()
+        settings = RedisSettings.from_config(self.cfg)
+        fast = make_pipelined(settings)  # the EVALSHA hot path
+        try:
+            client = await self._connect(settings, fast)
+        except BaseException:
+            if fast is not None:
+                await fast.aclose()
+            raise
         state = RedisClusterState(client, self.cfg.fl_name, self.cfg["round.global_iteration_time_window"],
                                   fast=fast)
         http = None
@@ -216,7 +228,7 @@ class ServerApp:
         server = FastDeviceServer(api) if engine == "fast" else AiohttpDeviceServer(api)
         host, port = split_host_port(self.http_address)
         try:
-            await server.start(host, port)
+            await server.start(host, port, ssl_context=self.device_tls)
         except OSError as exc:
             text = errors.START_HTTP.format(address=self.http_address, reason=exc)
             raise errors.FederatedError(text) from None

@@ -74,8 +74,7 @@ def run_server(yaml_config, http_server_address, tcp_server_ip, checkpoint_dir, 
         cfg = cfg.with_overrides(merged)
     check_address(http_server_address, "http_server_address")
     check_config(cfg)  # refuses what is configured but not built yet (before any TLS material is read)
-    if cfg.enable_ssl and (ssl_config is None or not ssl_config.client_password):
-        raise RuntimeError(errors.SSL_CLIENT_PASSWORD_EMPTY)
+    device_tls = device_api_tls(cfg, ssl_config)  # before anything touches the cluster
     fm = None if feature_map is None else _feature_map_from(feature_map)
     if fm is not None and len(fm) > 0:
         fm = _apply_recovery_checkpoint(fm, checkpoint_dir, cfg.fl_name)
@@ -86,4 +85,17 @@ def run_server(yaml_config, http_server_address, tcp_server_ip, checkpoint_dir, 
         os.makedirs(checkpoint_dir, exist_ok=True)
     recovery = recovery_path(json_config, http_server_address)
     ServerApp(cfg, http_server_address, tcp_server_ip, checkpoint_dir, fm, callback,
-              node_id=node_id, recovery_file=recovery).run()
+              node_id=node_id, recovery_file=recovery, device_tls=device_tls).run()
+
+
+def device_api_tls(cfg, ssl_config):
+    """enable_ssl: the device API's HTTPS context (server PKCS#12 + server password, TLS >= 1.2, the
+    cipher allow-list, expiry warning), with the client PKCS#12 opened too, as the reference does at
+    start-up: a missing or wrong password fails here with the reference's text. None without enable_ssl."""
+    if not cfg.enable_ssl:
+        return None
+    from mindspore_federated import tls
+
+    context = tls.https_server_context(cfg, ssl_config)
+    tls.load_pkcs12(cfg["ssl.client_cert_path"], ssl_config.client_password)
+    return context

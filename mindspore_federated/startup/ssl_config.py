@@ -1,5 +1,10 @@
 """SSLConfig: the passwords of the server and client PKCS#12 files (reference-compatible)."""
+import os
+
 from mindspore_federated import errors
+
+SERVER_PASSWORD_ENV = "MSF_SSL_SERVER_PASSWORD"
+CLIENT_PASSWORD_ENV = "MSF_SSL_CLIENT_PASSWORD"
 
 
 class SSLConfig:
@@ -14,3 +19,11 @@ class SSLConfig:
 
     def __repr__(self):
         return "SSLConfig(server_password=***, client_password=***)"
+
+
+def ssl_config_from_env(environ=None):
+    """The PKCS#12 passwords of the command-line roles (enable_ssl): MSF_SSL_SERVER_PASSWORD and
+    MSF_SSL_CLIENT_PASSWORD, never on the command line; None when neither is set."""
+    environ = os.environ if environ is None else environ
+    server, client = environ.get(SERVER_PASSWORD_ENV), environ.get(CLIENT_PASSWORD_ENV)
+    return None if server is None and client is None else SSLConfig(server, client)

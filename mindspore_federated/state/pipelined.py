@@ -2,8 +2,8 @@
 import asyncio
 import collections
 
+from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 try:
@@ -59,6 +59,16 @@ def _pack_py(args):
         append(data)
         append(_CRLF)
     return b"".join(parts)
+
+
+def _hello_commands(username, password, db):
+    """The commands that open every connection: AUTH [user] password, SELECT db."""
+    out = []
+    if password is not None:
+        out.append(("AUTH", username, password) if username else ("AUTH", password))
+    if db:
+        out.append(("SELECT", db))
+    return out
 
 
 def _error_from_reply(reply):
@@ -208,11 +218,15 @@ class PipelinedRedis:
     oldest unanswered call is older than `timeout` (the connection is then dropped). The connection is
     opened lazily and re-opened lazily after a loss. Use from one event loop only."""
 
-    def __init__(self, address, timeout=HOT_PATH_TIMEOUT_S):
+    def __init__(self, address, timeout=HOT_PATH_TIMEOUT_S, *, ssl_context=None, server_name=None,
+                 username=None, password=None, db=0):
         if hiredis is None:
             raise RuntimeError("PipelinedRedis needs the hiredis package")
         self.address = address
         self.timeout = float(timeout)
+        self._ssl = ssl_context       # TLS on every connection when set (never a plain fallback)
+        self._server_name = server_name
+        self._hello = _hello_commands(username, password, db)  # AUTH / SELECT on every (re)connect
         self._conn = None
         self._connecting = None
 
@@ -244,16 +258,37 @@ class PipelinedRedis:
                 coro = loop.create_unix_connection(lambda: conn, self.address[5:])
             else:
                 host, _, port = self.address.rpartition(":")
-                coro = loop.create_connection(lambda: conn, host, int(port))
+                tls = {} if self._ssl is None else {"ssl": self._ssl,
+                                                    "server_hostname": self._server_name or host}
+                coro = loop.create_connection(lambda: conn, host, int(port), **tls)
             await asyncio.wait_for(coro, self.timeout)
         except asyncio.TimeoutError:
             raise RedisTimeoutError(f"Timeout connecting to Redis at {self.address}") from None
-        except OSError as exc:
+        except OSError as exc:  # ssl.SSLError included: a failed handshake never falls back to plain TCP
             raise RedisConnectionError(f"Error connecting to Redis at {self.address}: {exc}") from None
         if conn.dead:  # lost before this coroutine resumed: on_dead did not know it yet
             raise RedisConnectionError(f"Connection to Redis at {self.address} lost at once.")
+        await self._greet(conn)
         self._conn = conn
         return conn
+
+    async def _greet(self, conn):
+        """AUTH and SELECT before the connection carries anything else; a refusal closes it."""
+        if not self._hello:
+            return
+        replies = [conn.send(args) for args in self._hello]
+        try:
+            for reply in replies:
+                await reply
+        except ResponseError as exc:
+            text = str(exc)
+            error = AuthenticationError(text) if text.startswith(("WRONGPASS", "NOAUTH", "AUTH", "invalid")) else exc
+            conn._fail(error)
+            try:
+                await asyncio.wait_for(asyncio.shield(conn.closed), self.timeout)
+            except asyncio.TimeoutError:
+                pass
+            raise error from None
 
     def _on_dead(self, conn):
         if self._conn is conn:

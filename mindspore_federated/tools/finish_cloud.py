@@ -11,6 +11,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from mindspore_federated.address import parse_address
+from mindspore_federated.state.clients import RedisSettings, make_sync_client
 from mindspore_federated.state.keys import Keys
 from mindspore_federated.tools import proc_registry
 from mindspore_federated.tools.proc_registry import process_identity  # noqa: F401 - re-exported helper
@@ -171,17 +172,15 @@ def parse_args(argv=None, default_yaml=None):
     return parser.parse_args(argv)
 
 
-def redis_address(args) -> str:
-    """host:port of the Redis to use (see REDIS_HELP)."""
-    if args.redis_address:
-        return args.redis_address
-    if args.redis_port is not None:
-        return f"127.0.0.1:{args.redis_port}"
-    if args.yaml_config:
+def redis_settings(args) -> RedisSettings:
+    """The Redis to use (see REDIS_HELP): the YAML's whole distributed_cache section (AUTH, TLS) when the
+    address comes from it, else the address with AUTH from MSF_REDIS_USERNAME / MSF_REDIS_PASSWORD."""
+    address = args.redis_address or (None if args.redis_port is None else f"127.0.0.1:{args.redis_port}")
+    if address is None and args.yaml_config:
         from mindspore_federated.config import load_config
 
-        return load_config(args.yaml_config, role="scheduler").redis_address
-    return f"127.0.0.1:{DEFAULT_REDIS_PORT}"
+        return RedisSettings.from_config(load_config(args.yaml_config, role="scheduler"))
+    return RedisSettings.from_address(address or f"127.0.0.1:{DEFAULT_REDIS_PORT}")
 
 
 def main(argv=None, default_yaml=None) -> int:
@@ -189,16 +188,13 @@ def main(argv=None, default_yaml=None) -> int:
     3 if the YAML given for the Redis address is unusable."""
     args = parse_args(argv, default_yaml)
     try:
-        address = parse_address(redis_address(args), allow_unix=True)
+        settings = redis_settings(args)
+        address = parse_address(settings.address, allow_unix=True)
+        client = make_sync_client(settings, socket_timeout=5, socket_connect_timeout=3, decode_responses=True,
+                                  retry=Retry(NoBackoff(), 1))
     except (RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    if address.is_unix:
-        kwargs = {"unix_socket_path": address.unix_path}
-    else:
-        kwargs = {"host": address.host, "port": address.port}
-    client = redis.Redis(**kwargs, socket_timeout=5, socket_connect_timeout=3, decode_responses=True,
-                         retry=Retry(NoBackoff(), 1))
     try:
         entries = read_entries(client, registry_keys(client, args.fl_name))
         if args.scheduler_port is not None:

@@ -84,3 +84,12 @@ def write_p12(path, key, cert, password, chain=()):
     path.write_bytes(pkcs12.serialize_key_and_certificates(
         b"test", key, cert, list(chain) or None, serialization.BestAvailableEncryption(password.encode())))
     return str(path)
+
+
+def write_pem_pair(stem, key, cert):
+    """(certificate path, unencrypted key path) as PEM files `<stem>.crt` / `<stem>.key` (Redis TLS files)."""
+    cert_path, key_path = stem.with_suffix(".crt"), stem.with_suffix(".key")
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)

@@ -188,3 +188,12 @@ def test_contexts_from_a_loaded_config(pki, tmp_path):
     handshake(tls.peer_server_context(cfg, PASSWORDS), tls.peer_client_context(cfg, PASSWORDS))
     handshake(tls.https_server_context(cfg, PASSWORDS), ssl.create_default_context(cafile=pki["ca"]),
               server_hostname="127.0.0.1")
+
+
+def test_passwords_of_the_command_line_roles_come_from_the_environment():
+    from mindspore_federated.startup.ssl_config import ssl_config_from_env
+
+    assert ssl_config_from_env({}) is None
+    got = ssl_config_from_env({"MSF_SSL_SERVER_PASSWORD": SERVER_PW, "MSF_SSL_CLIENT_PASSWORD": CLIENT_PW})
+    assert (got.server_password, got.client_password) == (SERVER_PW, CLIENT_PW)
+    assert SERVER_PW not in repr(got)

@@ -1,16 +1,13 @@
 """The Redis client factory on a real redis-server: settings from config; AUTH, database, TLS honoured."""
 import asyncio
-import re
 
 import pytest
 import redis
 from redis.exceptions import AuthenticationError, RedisError
 
 from mindspore_federated.config import load_config_dict
-from mindspore_federated.errors import ConfigError
 from mindspore_federated.state import pipelined
 from mindspore_federated.state.clients import (
-    PIPELINED_TLS,
     RedisSettings,
     make_client,
     make_pipelined,
@@ -63,8 +60,8 @@ def test_password_and_database_are_used(fresh_redis):
 
 
 def test_tls_is_never_plain_tcp(redis_server):
-    """TLS settings against a plain-TCP Redis fail to connect (redis-py client) or refuse to start (the
-    pipelined hot-path client, which has no TLS yet); neither talks plain TCP."""
+    """TLS settings against a plain-TCP Redis fail to connect; they never talk plain TCP (both client styles:
+    tests/ut/python/state/test_redis_tls_auth.py)."""
     settings = RedisSettings(redis_server.address, tls=True)
 
     async def scenario():
@@ -73,10 +70,6 @@ def test_tls_is_never_plain_tcp(redis_server):
             await client.ping()
         await client.aclose()
     run(scenario())
-    with pytest.raises(ConfigError, match=re.escape(PIPELINED_TLS)):
-        make_pipelined(settings)
-    with pytest.raises(ConfigError, match="AUTH"):
-        make_pipelined(RedisSettings(redis_server.address, password="pw"))
 
 
 @pytest.mark.skipif(not pipelined.HAVE_HIREDIS, reason="the pipelined client needs hiredis")
@@ -88,3 +81,11 @@ def test_pipelined_client_from_settings(redis_server):
         finally:
             await fast.aclose()
     run(scenario())
+
+
+def test_redis_tls_keys_without_enable_ssl_are_named_in_a_warning():
+    cfg = config("127.0.0.1:6379", cacert_filename="ca.pem", server_name="redis.local")
+    assert not RedisSettings.from_config(cfg).tls
+    assert any("distributed_cache.cacert_filename, distributed_cache.server_name are set but enable_ssl is false"
+               in w for w in cfg.warnings)
+    assert config("127.0.0.1:6379").warnings == ()
