@@ -123,11 +123,11 @@ class PairwiseSession:
 
     def mask_items(self):
         """[(key, iv, sign)] this device adds to its upload."""
-        items = []
-        for peer in self.mask_peers:
-            keys = self.peers[peer]
-            salt, iv = (keys.pw_salt, keys.pw_iv) if peer < self.fl_id else (self.pw_salt, self.pw_iv)
-            items.append((armour.pairwise_key(self.s_sk, keys.s_pk, salt), iv, 1.0 if self.fl_id > peer else -1.0))
+        own = [(self.peers[p].pw_salt, self.peers[p].pw_iv) if p < self.fl_id else (self.pw_salt, self.pw_iv)
+               for p in self.mask_peers]   # the salt and IV of the smaller fl_id of each pair
+        pairs = [(self.peers[p].s_pk, salt) for p, (salt, _) in zip(self.mask_peers, own)]
+        keys = armour.pairwise_keys(self.s_sk, pairs, threads=1)
+        items = [(key, iv, 1.0 if self.fl_id > p else -1.0) for key, p, (_, iv) in zip(keys, self.mask_peers, own)]
         if not self.stable:
             items.append((self.seed, self.ind_iv, 1.0))
         return items

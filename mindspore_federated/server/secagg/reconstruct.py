@@ -65,15 +65,13 @@ def mask_items(record, t, prime):
         if owner in record.online:
             items.append((secret, _keys_of(record, owner).ind_iv, -1.0))
             continue
-        for peer in record.sharers:
-            if peer == owner:
-                continue
-            smaller = _keys_of(record, min(owner, peer))
-            try:
-                key = armour.pairwise_key(secret, _keys_of(record, peer).s_pk, smaller.pw_salt)
-            except (ValueError, RuntimeError) as exc:
-                raise ReconstructionError(errors.UNMASK_BAD_SHARE.format(fl_id=owner)) from exc
-            items.append((key, smaller.pw_iv, 1.0 if owner > peer else -1.0))
+        peers = [p for p in record.sharers if p != owner]
+        smaller = [_keys_of(record, min(owner, p)) for p in peers]
+        try:  # one batch per dropped device: ~N PBKDF2 runs on every core, the GIL released once
+            keys = armour.pairwise_keys(secret, [(_keys_of(record, p).s_pk, s.pw_salt) for p, s in zip(peers, smaller)])
+        except (ValueError, RuntimeError) as exc:
+            raise ReconstructionError(errors.UNMASK_BAD_SHARE.format(fl_id=owner)) from exc
+        items += [(key, s.pw_iv, 1.0 if owner > p else -1.0) for key, p, s in zip(keys, peers, smaller)]
     return items
 
 
