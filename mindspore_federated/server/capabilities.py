@@ -15,7 +15,6 @@ NOT_BUILT = {
 
 # The same settings under their names in the cluster's hyper-params (what servers share through Redis).
 HYPER_PARAM_NAMES = {
-    "encrypt_type": "encrypt.encrypt_type",
     "pki_verify": "client_verify.pki_verify",
     "enable_ssl": "enable_ssl",
     "upload_compress_type": "compression.upload_compress_type",
