@@ -85,11 +85,12 @@ def test_encryption_is_built(tmp_path, redis_server, fl_name, procs, encrypt_typ
 
 def test_server_refuses_cluster_hyper_params_asking_for_what_is_not_built(tmp_path, redis_server, fl_name,
                                                                            procs):
-    """The cluster's hyper-params win over the YAML: a plain YAML joining a pki_verify cluster refuses too."""
+    """The cluster's hyper-params win over the YAML: a plain YAML joining a DIFF_SPARSE_QUANT cluster refuses
+    too (enable_ssl and pki_verify must match the YAML's anyway)."""
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name)
     keys = Keys(fl_name)
     hp = load_config(yaml_path, role="server").hyper_params()
-    hp["pki_verify"] = True
+    hp["upload_compress_type"] = "DIFF_SPARSE_QUANT"
     client = redis.Redis(host="127.0.0.1", port=int(redis_server.address.rsplit(":", 1)[1]))
     try:
         client.set(keys.instance_name, "i_declared_elsewhere", ex=600)
@@ -98,5 +99,5 @@ def test_server_refuses_cluster_hyper_params_asking_for_what_is_not_built(tmp_pa
         client.close()
     proc, code = _exit_of_refused_server(procs, "server_joining", yaml_path, tmp_path)
     assert code == ExitCode.CONFIG_ERROR
-    assert errors.NOT_BUILT_CLUSTER.format(features=EXPECTED["pki_verify"], fl_name=fl_name) in proc.output()
+    assert errors.NOT_BUILT_CLUSTER.format(features=EXPECTED["DIFF_SPARSE_QUANT"], fl_name=fl_name) in proc.output()
     assert "READY" not in proc.output()
