@@ -132,6 +132,7 @@ def main(argv=None):
             print(f"... {model} {mode} dropout {dropout:.0%}", flush=True)
             results.append(run_case(model, mode, dropout, opts.devices, opts.iterations, opts.timeout,
                                     opts.retry_delay))
+            print(json.dumps({k: v for k, v in results[-1].items() if k != "iterations"}), flush=True)
     print_table(results)
     os.makedirs(os.path.dirname(opts.json), exist_ok=True)
     with open(opts.json, "w", encoding="utf-8") as f:
