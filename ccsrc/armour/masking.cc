@@ -1,0 +1,102 @@
+// AES-256-CTR keystream generated block by block into a small stack buffer and folded into the accumulator.
+// Built with -ffp-contract=off so that scale * m + acc is two float32 roundings on every target (the device
+// SDK computes the same mask with numpy).
+#include "armour/masking.h"
+
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "armour/key_agreement.h"
+
+namespace fl::armour {
+namespace {
+
+// Keystream bytes per EVP call: 1024 int32 values, small enough to stay in L1.
+constexpr size_t kChunkInts = 1024;
+constexpr size_t kAesBlock = 16;
+
+void CheckSizes(const Bytes& key, const Bytes& iv) {
+  if (key.size() != kKeyBytes)
+    ThrowBadArgument("mask: key must be 32 bytes, got " + std::to_string(key.size()));
+  if (iv.size() != kIvBytes) ThrowBadArgument("mask: iv must be 16 bytes, got " + std::to_string(iv.size()));
+}
+
+// iv + blocks as 128-bit big-endian integers (mod 2^128), the counter block of keystream block `blocks`.
+Bytes AdvanceCounter(const Bytes& iv, uint64_t blocks) {
+  Bytes ctr = iv;
+  unsigned carry = 0;
+  for (size_t i = 0; i < kIvBytes; ++i) {
+    size_t pos = kIvBytes - 1 - i;
+    unsigned add = (i < 8 ? static_cast<unsigned>((blocks >> (8 * i)) & 0xff) : 0u) + carry;
+    unsigned sum = ctr[pos] + add;
+    ctr[pos] = static_cast<uint8_t>(sum & 0xff);
+    carry = sum >> 8;
+  }
+  return ctr;
+}
+
+class KeyStream {
+ public:
+  // Positioned at int32 number `offset` of the stream of (key, iv).
+  KeyStream(const Bytes& key, const Bytes& iv, size_t offset) : ctx_(EVP_CIPHER_CTX_new()) {
+    if (!ctx_) ThrowOpenSsl("EVP_CIPHER_CTX_new");
+    size_t byte_offset = offset * sizeof(int32_t);
+    Bytes ctr = AdvanceCounter(iv, byte_offset / kAesBlock);
+    CheckOpenSsl(EVP_EncryptInit_ex(ctx_.get(), EVP_aes_256_ctr(), nullptr, key.data(), ctr.data()),
+                 "EVP_EncryptInit_ex(aes-256-ctr)");
+    size_t skip = byte_offset % kAesBlock;
+    if (skip > 0) {
+      uint8_t discard[kAesBlock];
+      Fill(discard, skip);
+    }
+  }
+
+  // The next `bytes` keystream bytes into out.
+  void Fill(uint8_t* out, size_t bytes) {
+    static const uint8_t kZeros[kChunkInts * sizeof(int32_t)] = {};
+    int len = 0;
+    CheckOpenSsl(EVP_EncryptUpdate(ctx_.get(), out, &len, kZeros, static_cast<int>(bytes)),
+                 "EVP_EncryptUpdate");
+    if (static_cast<size_t>(len) != bytes) ThrowOpenSsl("EVP_EncryptUpdate length");
+  }
+
+ private:
+  CipherCtxPtr ctx_;
+};
+
+void AddChecked(float* acc, size_t n, const Bytes& key, const Bytes& iv, float scale, size_t offset) {
+  KeyStream stream(key, iv, offset);
+  uint8_t raw[kChunkInts * sizeof(int32_t)];
+  const float int32_max = static_cast<float>(INT32_MAX);  // 2^31 after rounding
+  for (size_t done = 0; done < n;) {
+    size_t count = n - done < kChunkInts ? n - done : kChunkInts;
+    stream.Fill(raw, count * sizeof(int32_t));
+    float* out = acc + done;
+    for (size_t i = 0; i < count; ++i) {
+      uint32_t bits = static_cast<uint32_t>(raw[4 * i]) | static_cast<uint32_t>(raw[4 * i + 1]) << 8 |
+                      static_cast<uint32_t>(raw[4 * i + 2]) << 16 |
+                      static_cast<uint32_t>(raw[4 * i + 3]) << 24;
+      int32_t v;
+      std::memcpy(&v, &bits, sizeof(v));
+      float m = static_cast<float>(v) / int32_max;
+      out[i] += scale * m;
+    }
+    done += count;
+  }
+}
+
+}  // namespace
+
+void AddMask(float* acc, size_t n, const Bytes& key, const Bytes& iv, float scale, size_t offset) {
+  CheckSizes(key, iv);
+  AddChecked(acc, n, key, iv, scale, offset);
+}
+
+void AddMasks(float* acc, size_t n, const std::vector<MaskJob>& jobs) {
+  for (const auto& job : jobs) CheckSizes(job.key, job.iv);
+  for (const auto& job : jobs) AddChecked(acc, n, job.key, job.iv, job.scale, 0);
+}
+
+}  // namespace fl::armour
