@@ -5,7 +5,6 @@
 
 #include <climits>
 #include <cstdint>
-#include <cstring>
 #include <string>
 
 #include "armour/key_agreement.h"
@@ -16,6 +15,8 @@ namespace {
 // Keystream bytes per EVP call: 1024 int32 values, small enough to stay in L1.
 constexpr size_t kChunkInts = 1024;
 constexpr size_t kAesBlock = 16;
+// The stream is read as little-endian int32 values; the loads below are native.
+constexpr bool kLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
 
 void CheckSizes(const Bytes& key, const Bytes& iv) {
   if (key.size() != kKeyBytes)
@@ -68,21 +69,16 @@ class KeyStream {
 
 void AddChecked(float* acc, size_t n, const Bytes& key, const Bytes& iv, float scale, size_t offset) {
   KeyStream stream(key, iv, offset);
-  uint8_t raw[kChunkInts * sizeof(int32_t)];
+  alignas(64) int32_t values[kChunkInts];
   const float int32_max = static_cast<float>(INT32_MAX);  // 2^31 after rounding
   for (size_t done = 0; done < n;) {
     size_t count = n - done < kChunkInts ? n - done : kChunkInts;
-    stream.Fill(raw, count * sizeof(int32_t));
-    float* out = acc + done;
-    for (size_t i = 0; i < count; ++i) {
-      uint32_t bits = static_cast<uint32_t>(raw[4 * i]) | static_cast<uint32_t>(raw[4 * i + 1]) << 8 |
-                      static_cast<uint32_t>(raw[4 * i + 2]) << 16 |
-                      static_cast<uint32_t>(raw[4 * i + 3]) << 24;
-      int32_t v;
-      std::memcpy(&v, &bits, sizeof(v));
-      float m = static_cast<float>(v) / int32_max;
-      out[i] += scale * m;
+    stream.Fill(reinterpret_cast<uint8_t*>(values), count * sizeof(int32_t));
+    if constexpr (!kLittleEndian) {
+      for (size_t i = 0; i < count; ++i) values[i] = static_cast<int32_t>(__builtin_bswap32(values[i]));
     }
+    float* out = acc + done;
+    for (size_t i = 0; i < count; ++i) out[i] += scale * (static_cast<float>(values[i]) / int32_max);
     done += count;
   }
 }
