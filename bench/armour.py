@@ -45,7 +45,7 @@ def bench_masks(seconds):
         ours = _per_call(lambda acc=acc: armour.add_mask(acc, key, iv), seconds)
         ref = _per_call(lambda acc=acc: _numpy_mask(acc, key, iv), seconds)
         jobs = [(os.urandom(32), os.urandom(16), 1.0) for _ in range(10)]
-        many = _per_call(lambda acc=acc: armour.add_masks(acc, jobs), seconds) / len(jobs)
+        many = _per_call(lambda acc=acc, jobs=jobs: armour.add_masks(acc, jobs), seconds) / len(jobs)
         print(f"add_mask {n:>10,} floats: {mb / ours:8.0f} MB/s ({ours * 1e3:7.2f} ms); add_masks x10: "
               f"{mb / many:8.0f} MB/s per mask; cryptography+numpy: {mb / ref:8.0f} MB/s", flush=True)
 
@@ -64,7 +64,7 @@ def bench_shamir(seconds):
     for t, n in SHAMIR:
         secret = os.urandom(32)
         shares = armour.shamir_split(secret, t, n, prime)
-        split = _per_call(lambda t=t, n=n: armour.shamir_split(secret, t, n, prime), seconds)
+        split = _per_call(lambda t=t, n=n, s=secret: armour.shamir_split(s, t, n, prime), seconds)
         combine = _per_call(lambda t=t, s=shares: armour.shamir_combine(s[:t], prime), seconds)
         print(f"shamir t={t:>3} of n={n:>3}: split {split * 1e3:.3f} ms, combine {combine * 1e3:.3f} ms")
 
