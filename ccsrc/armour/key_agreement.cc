@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "armour/parallel.h"
+
 namespace fl::armour {
 namespace {
 
@@ -71,6 +73,16 @@ Bytes PairwiseKey(const Bytes& private_key, const Bytes& peer_public, const Byte
   Bytes key = Pbkdf2Sha256(secret, salt, kPairwiseIterations, kKeyBytes);
   OPENSSL_cleanse(secret.data(), secret.size());
   return key;
+}
+
+std::vector<Bytes> PairwiseKeys(const Bytes& private_key, const std::vector<std::pair<Bytes, Bytes>>& peers,
+                                int threads) {
+  CheckKeySize(private_key, "private key");
+  for (const auto& peer : peers) CheckKeySize(peer.first, "peer public key");
+  std::vector<Bytes> keys(peers.size());
+  ParallelFor(peers.size(), WorkerCount(peers.size(), threads),
+              [&](size_t i) { keys[i] = PairwiseKey(private_key, peers[i].first, peers[i].second); });
+  return keys;
 }
 
 }  // namespace fl::armour

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <utility>
+#include <vector>
 
 #include "armour/ossl.h"
 
@@ -23,5 +24,9 @@ Bytes Pbkdf2Sha256(const Bytes& password, const Bytes& salt, int iterations, siz
 
 // PBKDF2-HMAC-SHA256(X25519Agree(private_key, peer_public), salt, 10000, 32).
 Bytes PairwiseKey(const Bytes& private_key, const Bytes& peer_public, const Bytes& salt);
+
+// PairwiseKey(private_key, peer, salt) for every (peer, salt), in order, on `threads` threads (0: all cores).
+std::vector<Bytes> PairwiseKeys(const Bytes& private_key, const std::vector<std::pair<Bytes, Bytes>>& peers,
+                                int threads);
 
 }  // namespace fl::armour

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "armour/key_agreement.h"
+#include "armour/parallel.h"
 
 namespace fl::armour {
 namespace {
@@ -15,6 +16,9 @@ namespace {
 // Keystream bytes per EVP call: 1024 int32 values, small enough to stay in L1.
 constexpr size_t kChunkInts = 1024;
 constexpr size_t kAesBlock = 16;
+// AddMasks uses a thread per slice of at least this many elements, and only when there is enough work.
+constexpr size_t kMinSlice = 1 << 16;
+constexpr size_t kMinParallelWork = 1 << 21;  // elements x jobs
 // The stream is read as little-endian int32 values; the loads below are native.
 constexpr bool kLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
 
@@ -90,9 +94,15 @@ void AddMask(float* acc, size_t n, const Bytes& key, const Bytes& iv, float scal
   AddChecked(acc, n, key, iv, scale, offset);
 }
 
-void AddMasks(float* acc, size_t n, const std::vector<MaskJob>& jobs) {
+void AddMasks(float* acc, size_t n, const std::vector<MaskJob>& jobs, int threads) {
   for (const auto& job : jobs) CheckSizes(job.key, job.iv);
-  for (const auto& job : jobs) AddChecked(acc, n, job.key, job.iv, job.scale, 0);
+  size_t slices = n * jobs.size() >= kMinParallelWork ? WorkerCount(n / kMinSlice, threads) : 1;
+  size_t per_slice = (n + slices - 1) / slices;
+  ParallelFor(slices, slices, [&](size_t s) {
+    size_t lo = s * per_slice, hi = lo + per_slice < n ? lo + per_slice : n;
+    if (lo >= hi) return;
+    for (const auto& job : jobs) AddChecked(acc + lo, hi - lo, job.key, job.iv, job.scale, lo);
+  });
 }
 
 }  // namespace fl::armour

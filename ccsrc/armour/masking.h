@@ -24,7 +24,9 @@ struct MaskJob {
   float scale;
 };
 
-// AddMask(acc, n, job.key, job.iv, job.scale, 0) for every job, in order.
-void AddMasks(float* acc, size_t n, const std::vector<MaskJob>& jobs);
+// AddMask(acc, n, job.key, job.iv, job.scale, 0) for every job, in order. With threads != 1 (0: all cores)
+// large batches are split into slices of acc, one per thread, each slice adding every job in order, so the
+// result is bit-identical to the sequential one.
+void AddMasks(float* acc, size_t n, const std::vector<MaskJob>& jobs, int threads = 1);
 
 }  // namespace fl::armour

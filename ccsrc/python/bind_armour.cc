@@ -78,13 +78,29 @@ void AddMask(py::array acc, const py::bytes& key, const py::bytes& iv, float sca
   armour::AddMask(data, n, k, v, scale, offset);
 }
 
-void AddMasks(py::array acc, const std::vector<std::tuple<py::bytes, py::bytes, float>>& jobs) {
+void AddMasks(py::array acc, const std::vector<std::tuple<py::bytes, py::bytes, float>>& jobs, int threads) {
   auto [data, n] = Accumulator(acc);
   std::vector<armour::MaskJob> copied;
   copied.reserve(jobs.size());
   for (const auto& [key, iv, scale] : jobs) copied.push_back({ToBytes(key), ToBytes(iv), scale});
   py::gil_scoped_release release;
-  armour::AddMasks(data, n, copied);
+  armour::AddMasks(data, n, copied, threads);
+}
+
+py::list PairwiseKeys(const py::bytes& priv, const std::vector<std::pair<py::bytes, py::bytes>>& peers,
+                      int threads) {
+  Bytes a = ToBytes(priv);
+  std::vector<std::pair<Bytes, Bytes>> copied;
+  copied.reserve(peers.size());
+  for (const auto& [pub, salt] : peers) copied.emplace_back(ToBytes(pub), ToBytes(salt));
+  std::vector<Bytes> keys;
+  {
+    py::gil_scoped_release release;
+    keys = armour::PairwiseKeys(a, copied, threads);
+  }
+  py::list out;
+  for (const auto& k : keys) out.append(ToPy(k));
+  return out;
 }
 
 py::list ShamirSplit(const py::bytes& secret, int threshold, int count, const py::bytes& prime) {
@@ -122,7 +138,8 @@ void BindArmour(py::module_& m) {
   m.def("armour_pairwise_key", &PairwiseKey, py::arg("private_key"), py::arg("peer_public"), py::arg("salt"));
   m.def("armour_add_mask", &AddMask, py::arg("acc"), py::arg("key"), py::arg("iv"), py::arg("scale"),
         py::arg("offset"));
-  m.def("armour_add_masks", &AddMasks, py::arg("acc"), py::arg("jobs"));
+  m.def("armour_pairwise_keys", &PairwiseKeys, py::arg("private_key"), py::arg("peers"), py::arg("threads"));
+  m.def("armour_add_masks", &AddMasks, py::arg("acc"), py::arg("jobs"), py::arg("threads"));
   m.def("armour_shamir_split", &ShamirSplit, py::arg("secret"), py::arg("threshold"), py::arg("count"),
         py::arg("prime"));
   m.def("armour_shamir_combine", &ShamirCombine, py::arg("shares"), py::arg("prime"), py::arg("length"));

@@ -135,6 +135,29 @@ TEST(ArmourMask, MasksCancelAndAddMasksMatchesAddMask) {
   EXPECT_EQ(one, many);
 }
 
+TEST(ArmourMask, ThreadedAddMasksIsBitIdentical) {
+  std::vector<fl::armour::MaskJob> jobs;
+  for (uint8_t j = 0; j < 8; ++j)
+    jobs.push_back({Bytes(32, j), Bytes(16, static_cast<uint8_t>(j * 3)), 0.5f * j - 1});
+  std::vector<float> one(300007, 0.1f), many(one);
+  fl::armour::AddMasks(one.data(), one.size(), jobs, 1);
+  fl::armour::AddMasks(many.data(), many.size(), jobs, 3);
+  EXPECT_EQ(one, many);
+}
+
+TEST(ArmourX25519, PairwiseKeysOnThreadsMatchOneByOne) {
+  auto [priv, unused] = fl::armour::X25519Keypair();
+  std::vector<std::pair<Bytes, Bytes>> peers;
+  for (int i = 0; i < 4; ++i)
+    peers.emplace_back(fl::armour::X25519Keypair().second, Bytes(32, static_cast<uint8_t>(i)));
+  auto keys = fl::armour::PairwiseKeys(priv, peers, 2);
+  ASSERT_EQ(keys.size(), peers.size());
+  for (size_t i = 0; i < peers.size(); ++i)
+    EXPECT_EQ(keys[i], fl::armour::PairwiseKey(priv, peers[i].first, peers[i].second));
+  peers[2].first = Bytes(32, 0);  // low-order point: the worker's error reaches the caller
+  EXPECT_THROW(fl::armour::PairwiseKeys(priv, peers, 2), fl::EnforceError);
+}
+
 TEST(ArmourMask, BadSizesAreRefused) {
   float acc[4] = {};
   EXPECT_THROW(fl::armour::AddMask(acc, 4, Bytes(16), Bytes(16), 1.0f, 0), fl::EnforceError);

@@ -105,6 +105,22 @@ def test_pairwise_key_is_symmetric_and_matches_cryptography():
     assert armour.pairwise_key(b_priv, a_pub, salt) == expect
 
 
+@pytest.mark.parametrize("threads", [0, 1, 2])
+def test_pairwise_keys_equal_pairwise_key(threads):
+    priv, _ = armour.x25519_keypair()
+    peers = [(armour.x25519_keypair()[1], os.urandom(32)) for _ in range(5)]
+    keys = armour.pairwise_keys(priv, peers, threads)
+    assert keys == [armour.pairwise_key(priv, pub, salt) for pub, salt in peers]
+    assert armour.pairwise_keys(priv, [], threads) == []
+
+
+def test_pairwise_keys_error_in_a_worker_is_raised():
+    priv, _ = armour.x25519_keypair()
+    peers = [(armour.x25519_keypair()[1], b"s"), (bytes(32), b"s"), (armour.x25519_keypair()[1], b"s")]
+    with pytest.raises(ValueError, match="low-order"):
+        armour.pairwise_keys(priv, peers, 2)
+
+
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("offset", OFFSETS)
 def test_add_mask_matches_cryptography(n, offset):
@@ -147,14 +163,15 @@ def test_add_mask_into_a_large_array_in_place():
     np.testing.assert_array_equal(acc, np.float32(1) + np.float32(2) * _expected_mask(key, iv, 0, n))
 
 
-def test_add_masks_equals_sequential_add_mask():
-    n = 50_021
-    jobs = [(os.urandom(32), os.urandom(16), s) for s in (1.0, -1.0, 0.5, -0.125)]
+@pytest.mark.parametrize("n", [50_021, 300_007])  # the second one is split over threads (n * jobs >= 2**21)
+@pytest.mark.parametrize("threads", [0, 1, 3])
+def test_add_masks_equals_sequential_add_mask(n, threads):
+    jobs = [(os.urandom(32), os.urandom(16), s) for s in (1.0, -1.0, 0.5, -0.125, 3.0, 1.0, -1.0, 0.75)]
     one = np.random.default_rng(3).standard_normal(n).astype(np.float32)
     many = one.copy()
     for key, iv, scale in jobs:
         armour.add_mask(one, key, iv, scale)
-    armour.add_masks(many, jobs)
+    armour.add_masks(many, jobs, threads)
     np.testing.assert_array_equal(many, one)
 
 
@@ -246,6 +263,9 @@ KEY, IV = bytes(32), bytes(16)
     (lambda: armour.add_mask(np.zeros(4, np.float32), KEY, IV, 1.0, -1), "offset"),
     (lambda: armour.add_masks(np.zeros(4, np.float32), [(KEY, IV)]), "jobs\\[0\\]"),
     (lambda: armour.add_masks(np.zeros(4, np.float32), [(KEY, IV, 1.0), (KEY, IV[:8], 1.0)]), "jobs\\[1\\] iv"),
+    (lambda: armour.add_masks(np.zeros(4, np.float32), [], -1), "threads"),
+    (lambda: armour.pairwise_keys(bytes(32), [(bytes(31), b"s")]), "peers\\[0\\] public key must be 32 bytes"),
+    (lambda: armour.pairwise_keys(bytes(32), [bytes(32)]), "peers\\[0\\] must be"),
     (lambda: armour.shamir_split(bytes(32), 3, 2, PRIME), "threshold"),
     (lambda: armour.shamir_split(bytes(32), 0, 2, PRIME), "threshold"),
     (lambda: armour.shamir_split(b"", 1, 2, PRIME), "secret"),
