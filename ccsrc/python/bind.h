@@ -7,4 +7,5 @@ namespace fl::py_bind {
 void BindKernels(pybind11::module_& m);
 void BindSchema(pybind11::module_& m);
 void BindComm(pybind11::module_& m);
+void BindCompression(pybind11::module_& m);
 }  // namespace fl::py_bind
