@@ -57,7 +57,8 @@ UpdateModelView readUpdateModel(const uint8_t* body, size_t size) {
             std::isfinite(view.upload_accuracy);
   if (compressed && !readCompressed(req, body, &view)) ok = false;
   if (req->fl_id() != nullptr) view.fl_id = req->fl_id()->str();
-  if (const auto* fms = req->feature_map()) {
+  // A compressed upload is read from its compressed entries only (as the reference), its feature_map ignored.
+  if (const auto* fms = compressed ? nullptr : req->feature_map()) {
     view.features.reserve(fms->size());
     for (const auto* fm : *fms) {
       FeatureSpan span;
