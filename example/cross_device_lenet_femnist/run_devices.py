@@ -126,8 +126,8 @@ async def run_devices(server_urls, fl_name, num_devices, iterations, *, seed=0, 
     `on_iteration(report)` (sync or async) and collected. Stops early when the server says the job is finished.
     `trainer` (a LocalTrainer, else one is built with `momentum`) and `data` (a DigitsSplit) may be passed in
     to reuse them across runs. `ssl_context` verifies https:// servers (client.device.https_context(ca_file)).
-    `compress` asks for QUANT model downloads; uploads follow the server's
-    advertised upload compression (DIFF_SPARSE_QUANT) either way.
+    `compress` asks for QUANT model downloads and encodes uploads as DIFF_SPARSE_QUANT when the servers
+    advertise it.
     Raises RuntimeError when an iteration yields no new global model.
     """
     if num_devices < 1 or iterations < 1:
@@ -147,7 +147,8 @@ async def run_devices(server_urls, fl_name, num_devices, iterations, *, seed=0, 
             devices = [Device(server_urls, fl_name, fl_id=f"{fl_name}-phone-{seed}-{i}", data_size=len(s),
                               url_prefix=url_prefix, session=session, policy=policy,
                               rng=random.Random(seed * 7919 + i), ssl_context=ssl_context,
-                              download_compress_types=(CompressType.QUANT,) if compress else ())
+                              download_compress_types=(CompressType.QUANT,) if compress else (),
+                              upload_compress=compress)
                        for i, s in enumerate(shards)]
             start_accuracy = None
             for round_no in range(iterations):
@@ -236,7 +237,7 @@ def parse_args(argv=None):
     p.add_argument("--url_prefix", "--url-prefix", dest="url_prefix", default="")
     p.add_argument("--http_timeout", "--http-timeout", dest="http_timeout", type=positive_float, default=30.0)
     p.add_argument("--compress", action="store_true",
-                   help="ask for QUANT model downloads (uploads follow the servers' advertised compression)")
+                   help="QUANT model downloads, DIFF_SPARSE_QUANT uploads when the servers advertise it")
     return p.parse_args(argv)
 
 

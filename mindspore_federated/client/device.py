@@ -185,14 +185,13 @@ class Device:
       train_fn returns; False uploads train_fn's arrays verbatim.
     ssl_context: for https:// servers, the ssl.SSLContext that verifies them (see https_context(ca_file));
       None: aiohttp's default (the system's CAs).
-    upload_compress: True (default) encodes uploads as DIFF_SPARSE_QUANT when startFLJob advertises it (as
-      the Java client does); False always uploads plain feature maps.
+    upload_compress: True encodes uploads as DIFF_SPARSE_QUANT when startFLJob advertises it (as the Java
+      client does); False (default) always uploads plain feature maps, which servers accept either way.
     """
 
     def __init__(self, servers, fl_name, *, fl_id=None, data_size=1, eval_data_size=0, url_prefix="",
                  session=None, limiter=None, policy=None, upload_weighted=True, download_compress_types=(),
-                 file_identifier=False, rng=None, ssl_context=None,
-                 upload_compress=True):
+                 file_identifier=False, rng=None, ssl_context=None, upload_compress=False):
         self.servers = _normalise_servers(servers)
         self.fl_name = fl_name
         self.fl_id = fl_id or f"device-{uuid.uuid4().hex}"

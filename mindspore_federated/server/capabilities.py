@@ -21,7 +21,6 @@ HYPER_PARAM_NAMES = {
     "encrypt_type": "encrypt.encrypt_type",
     "pki_verify": "client_verify.pki_verify",
     "enable_ssl": "enable_ssl",
-    "upload_compress_type": "compression.upload_compress_type",
 }
 
 
