@@ -99,11 +99,19 @@ def test_round_trip_error_is_within_half_a_step():
 
 
 def test_the_sdk_and_the_server_use_the_one_codec():
+    from mindspore_federated.server import model as server_model
     from mindspore_federated.server import replies as server_replies
     assert msg.quant_encode is quant_encode and msg.quant_decode is quant_decode
     assert msg.QuantFeature is QuantFeature
-    assert server_replies.quant_encode is quant_encode
+    assert server_model.quant_encode is quant_encode  # Model.quantized: once per model, for every reply
     assert not hasattr(server_replies, "quantize")
+
+
+def test_a_model_is_quantized_once():
+    from mindspore_federated.server.model import Model
+    model = Model({"w": np.linspace(-1, 1, 9, dtype=np.float32)})
+    first = model.quantized("w")
+    assert model.quantized("w") is first and first.data.tobytes() == quant_encode(model.weights["w"]).data.tobytes()
 
 
 def test_server_quant_reply_decodes_on_the_device():
