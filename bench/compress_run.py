@@ -3,7 +3,9 @@ cluster (QUANT downloads + DIFF_SPARSE_QUANT uploads at rate 0.4), side by side:
 per iteration (HTTP bodies, up and down) and server CPU per accepted update; then the digits example's
 accuracy trained plain and with both compressions."""
 import asyncio
+import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -112,22 +114,27 @@ async def _drive(server, compressed):
     return rows[1:]
 
 
-def wire_run(model, compressed, keep=False):
-    """One cluster (redis + 1 server): bytes per device per iteration and server CPU per update."""
-    workdir = tempfile.mkdtemp(prefix=f"bench_compress_{model}_")
+@contextlib.contextmanager
+def _cluster(tag, model, make_yaml, keep):
+    """redis + 1 server (YAML from make_yaml(workdir, redis_address)); stopped by PID on the way out."""
+    workdir = tempfile.mkdtemp(prefix=f"bench_compress_{tag}_")
     redis = run_all.RedisProc(workdir).start()
     server = None
     try:
-        server = run_all.ServerProc(0, workdir, _yaml(workdir, redis.address, DEVICES, ITERATIONS, compressed),
-                                    model).start()
-        rows = asyncio.run(_drive(server, compressed))
+        server = run_all.ServerProc(0, workdir, make_yaml(workdir, redis.address), model).start()
+        yield server
     finally:
         if server is not None:
             server.stop()
         redis.stop()
         if not keep:
-            import shutil  # pylint: disable=import-outside-toplevel
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def wire_run(model, compressed, keep=False):
+    """One cluster (redis + 1 server): bytes per device per iteration and server CPU per update."""
+    with _cluster(model, model, lambda w, a: _yaml(w, a, DEVICES, ITERATIONS, compressed), keep) as server:
+        rows = asyncio.run(_drive(server, compressed))
     per = len(rows) * DEVICES
     up = sum(sum(w.up.values()) for w, _, _ in rows) / per
     down = sum(sum(w.down.values()) for w, _, _ in rows) / per
@@ -146,24 +153,12 @@ def digits_run(compressed, keep=False):
         run_devices,  # pylint: disable=import-outside-toplevel
     )
     d = DIGITS
-    workdir = tempfile.mkdtemp(prefix="bench_compress_digits_")
-    redis = run_all.RedisProc(workdir).start()
-    server = None
-    try:
-        client = {"client_epoch_num": d["epochs"], "client_batch_size": d["batch_size"],
-                  "client_learning_rate": d["lr"]}
-        path = _yaml(workdir, redis.address, d["devices"], d["iterations"], compressed, client)
-        server = run_all.ServerProc(0, workdir, path, "lenet").start()
+    client = {"client_epoch_num": d["epochs"], "client_batch_size": d["batch_size"], "client_learning_rate": d["lr"]}
+    with _cluster("digits", "lenet", lambda w, a: _yaml(w, a, d["devices"], d["iterations"], compressed, client),
+                  keep) as server:
         t0 = time.monotonic()
         reports = asyncio.run(run_devices([server.url], "Lenet", d["devices"], d["iterations"], seed=0,
                                           compress=compressed))
-    finally:
-        if server is not None:
-            server.stop()
-        redis.stop()
-        if not keep:
-            import shutil  # pylint: disable=import-outside-toplevel
-            shutil.rmtree(workdir, ignore_errors=True)
     return {"compressed": compressed, "start": reports[0].start_test_accuracy,
             "accuracy": [r.test_accuracy for r in reports], "wall_s": time.monotonic() - t0}
 
