@@ -4,6 +4,7 @@
 
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 
 namespace fl::compress {
 namespace {
@@ -63,14 +64,28 @@ void addDiffSparseQuant(const uint8_t* mask, const std::vector<DsqSegment>& segs
     const uint8_t* m = mask + offset;
     offset += s.size;
     if (s.acc == nullptr) continue;
+    float* acc = s.acc;
+    const float* latest = s.latest;
+    if (s.code_count == 0) {  // nothing kept in this weight: only the data_size-weighted latest model
+      for (size_t i = 0; i < s.size; ++i) acc[i] += 0.0f + data_size * latest[i];
+      continue;
+    }
     const float scale = quantScale(s.min_val, s.max_val);
     const float lo = s.min_val;
     const int8_t* q = s.codes;
-    float* acc = s.acc;
-    const float* latest = s.latest;
+    const size_t last = s.code_count - 1;
+    // Branch-free over the random mask: every element computes the next code's value and keeps it or 0.
+    size_t k = 0;
     for (size_t i = 0; i < s.size; ++i) {
-      float diff = 0.0f;
-      if (m[i]) diff = (static_cast<float>(*q++) + kHalfRange) * scale + lo;
+      const uint32_t keep = m[i];
+      const float value = (static_cast<float>(q[k < last ? k : last]) + kHalfRange) * scale + lo;
+      // diff = keep ? value : +0.0f, as a bit mask so the compiler cannot turn it back into a branch
+      uint32_t bits;
+      std::memcpy(&bits, &value, sizeof(bits));
+      bits &= 0u - keep;
+      float diff;
+      std::memcpy(&diff, &bits, sizeof(diff));
+      k += keep;
       acc[i] += diff + data_size * latest[i];
     }
   }
