@@ -204,6 +204,7 @@ COMPRESS_REJECTED = ("Verify compressed feature map failed for fl id {fl_id}: {d
 COMPRESS_NOT_CONFIGURED = "this cluster takes uncompressed uploads only (upload_compress_type NO_COMPRESS)"
 COMPRESS_UNKNOWN_TYPE = "upload_compress_type {value} is not DIFF_SPARSE_QUANT"
 COMPRESS_RATE = "upload_sparse_rate {got!r} is not the cluster's {want!r}"
+COMPRESS_ITERATION = "iteration {iteration} is not this server's current iteration {current} yet"
 COMPRESS_NAMES_EMPTY = "name_vec is empty"
 COMPRESS_NAMES_COUNT = "name_vec has {names} names for {entries} compressed entries"
 COMPRESS_NAME_ORDER = "compressed entry #{index} is {got!r}, name_vec says {want!r}"

@@ -72,12 +72,15 @@ class UploadDecoder:
         want = np.float32(ctx.hp["upload_sparse_rate"])
         if np.float32(rate) != want:
             return errors.COMPRESS_RATE.format(got=float(rate), want=float(want)), None
+        if req_iteration != ctx.iteration:
+            # the cluster answers a wrong iteration first; this only shows while this server catches up
+            return errors.COMPRESS_ITERATION.format(iteration=req_iteration, current=ctx.iteration), None
         problem = _check_names(ctx.spec, names, entries)
         if problem:
             return problem, None
         model = ctx.model_for(ctx.iteration - 1)
         param_num = sum(ctx.spec.sizes[n] for n in names)
-        mask = self.mask(int(np.int32(req_iteration)), float(want), param_num)
+        mask = self.mask(int(req_iteration), float(want), param_num)  # the seed: the iteration
         segments = [(offset, count, min_val, max_val, model.weights[name], ctx.acc.sums.get(name),
                      self.absmax(model, name)) for name, offset, count, min_val, max_val in entries]
         problem = _core.check_diff_sparse_quant(mask, body, segments, float(MAX_DATA_SIZE))

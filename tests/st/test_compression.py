@@ -239,6 +239,12 @@ def test_mutated_compressed_uploads_get_error_replies_only(tmp_path, redis_serve
         assert r.retcode == REQUEST_ERROR, (kind, r.retcode, r.reason)
         assert r.reason.startswith("Verify compressed feature map failed for fl id fuzzed"), (kind, r.reason)
         kinds[kind] = kinds.get(kind, 0) + 1
+    # a wrong iteration is answered as for a plain upload (and no keep-mask is built for it)
+    for wrong in (0, 7, -2**31, 2**31 - 1):
+        body = m.build_update_model(fl_name, "fuzzed", wrong, {}, compressed_features=coded,
+                                    upload_compress_type=DSQ, upload_sparse_rate=RATE, name_vec=names)
+        r = post_update(address, body)
+        assert r.retcode == OUT_OF_TIME and r.reason.startswith(f"UpdateModel iteration number is invalid:{wrong},")
     # raw byte flips of a valid compressed body: always a well-formed reply, never a success
     flips = 0
     for _ in range(FUZZ_COUNT):
