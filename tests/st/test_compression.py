@@ -225,8 +225,10 @@ def _mutant_body(fl_name, fl_id, names, entries, rate, ctype):
 
 
 def test_mutated_compressed_uploads_get_error_replies_only(tmp_path, redis_server, fl_name, procs):
-    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, round={"start_fl_job_threshold": 2},
-                           compression=COMPRESSION)
+    window = 1_800_000  # the long run (FL_COMPRESS_FUZZ=10000) stays inside iteration 1
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, compression=COMPRESSION,
+                           round={"start_fl_job_threshold": 2, "start_fl_job_time_window": window,
+                                  "update_model_time_window": window, "global_iteration_time_window": window})
     proc, address = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY)
     assert start_job(address, fl_name, "fuzzed", 1, 4).retcode == SUCCEED
     names, coded = _good_parts(np.random.default_rng(3))
