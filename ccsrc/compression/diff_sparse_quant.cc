@@ -70,15 +70,17 @@ void addDiffSparseQuant(const uint8_t* mask, const std::vector<DsqSegment>& segs
       for (size_t i = 0; i < s.size; ++i) acc[i] += 0.0f + data_size * latest[i];
       continue;
     }
+    // The dequantized value of each of the 256 codes, computed once with the reference's float ops.
     const float scale = quantScale(s.min_val, s.max_val);
-    const float lo = s.min_val;
+    float table[256];
+    for (int c = -128; c < 128; ++c) table[c + 128] = (static_cast<float>(c) + kHalfRange) * scale + s.min_val;
     const int8_t* q = s.codes;
     const size_t last = s.code_count - 1;
-    // Branch-free over the random mask: every element computes the next code's value and keeps it or 0.
+    // Branch-free over the random mask: every element looks up the next code's value and keeps it or 0.
     size_t k = 0;
     for (size_t i = 0; i < s.size; ++i) {
       const uint32_t keep = m[i];
-      const float value = (static_cast<float>(q[k < last ? k : last]) + kHalfRange) * scale + lo;
+      const float value = table[static_cast<int>(q[k < last ? k : last]) + 128];
       // diff = keep ? value : +0.0f, as a bit mask so the compiler cannot turn it back into a branch
       uint32_t bits;
       std::memcpy(&bits, &value, sizeof(bits));
