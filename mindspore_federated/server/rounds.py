@@ -17,7 +17,7 @@ from mindspore_federated.state.base import Outcome
 
 MAX_DATA_SIZE = 65535
 QUANT = 2
-COMPRESS_ERROR = 4  # local error: a compressed upload failed its checks (the problem is the "missing" text)
+COMPRESS_ERROR = 4  # local error: a compressed upload failed its checks (`detail` says which)
 PLAN_DEFAULTS = (("reconstruct_secrets_threshold", 1), ("dp_eps", 50.0), ("dp_delta", 0.01),
                  ("dp_norm_clip", 1.0), ("sign_k", 0.01), ("sign_eps", 100.0), ("sign_thr_ratio", 0.6),
                  ("sign_global_lr", 0.1), ("sign_dim_out", 0), ("encrypt_type", "NOT_ENCRYPT"))
