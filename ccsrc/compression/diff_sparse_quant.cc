@@ -46,8 +46,8 @@ std::string checkDiffSparseQuant(const uint8_t* mask, size_t param_num, const st
     size_t kept = countOnes(mask + offset, s.size);
     offset += s.size;
     if (kept != s.code_count) {
-      return "weight #" + std::to_string(k) + ": " + std::to_string(s.code_count) + " codes, the mask keeps " +
-             std::to_string(kept);
+      return "weight #" + std::to_string(k) + ": " + std::to_string(s.code_count) +
+             " codes, the mask keeps " + std::to_string(kept);
     }
     if (kept > 0) {
       std::string problem = checkRange(s, k, max_data_size);
@@ -73,7 +73,8 @@ void addDiffSparseQuant(const uint8_t* mask, const std::vector<DsqSegment>& segs
     // The dequantized value of each of the 256 codes, computed once with the reference's float ops.
     const float scale = quantScale(s.min_val, s.max_val);
     float table[256];
-    for (int c = -128; c < 128; ++c) table[c + 128] = (static_cast<float>(c) + kHalfRange) * scale + s.min_val;
+    for (int c = -128; c < 128; ++c)
+      table[c + 128] = (static_cast<float>(c) + kHalfRange) * scale + s.min_val;
     const int8_t* q = s.codes;
     const size_t last = s.code_count - 1;
     // Branch-free over the random mask: every element looks up the next code's value and keeps it or 0.

@@ -7,9 +7,9 @@
 namespace fl::compress {
 namespace {
 
-constexpr int32_t kModulus = 2147483647;   // 2^31 - 1
+constexpr int32_t kModulus = 2147483647;  // 2^31 - 1
 constexpr int32_t kMultiplier = 48271;
-constexpr double kSpan = 4294967294.0;     // 2 * (2^31 - 1): maps the signed state into (0, 1)
+constexpr double kSpan = 4294967294.0;  // 2 * (2^31 - 1): maps the signed state into (0, 1)
 
 int32_t wrapAdd(int32_t a, int32_t b) {
   return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));

@@ -51,7 +51,8 @@ Upload toUpload(const MaskArray& mask, const py::buffer& body, const py::list& s
     compress::DsqSegment s;
     size_t offset = t[0].cast<size_t>();
     s.code_count = t[1].cast<size_t>();
-    if (offset > body_size || s.code_count > body_size - offset) throw py::value_error("codes outside the body");
+    if (offset > body_size || s.code_count > body_size - offset)
+      throw py::value_error("codes outside the body");
     s.codes = reinterpret_cast<const int8_t*>(base + offset);
     s.min_val = t[2].cast<float>();
     s.max_val = t[3].cast<float>();
@@ -91,12 +92,14 @@ void add(MaskArray mask, const py::buffer& body, const py::list& segments, float
 }  // namespace
 
 void BindCompression(py::module_& m) {
-  m.def("sparse_mask", &sparseMask, py::arg("seed"), py::arg("rate"), py::arg("param_num"),
-        "DIFF_SPARSE_QUANT keep-mask: uint8 array of param_num 0/1 values for this seed (iteration) and rate.");
+  m.def(
+      "sparse_mask", &sparseMask, py::arg("seed"), py::arg("rate"), py::arg("param_num"),
+      "DIFF_SPARSE_QUANT keep-mask: uint8 array of param_num 0/1 values for this seed (iteration) and rate.");
   m.def("check_diff_sparse_quant", &check, py::arg("mask").noconvert(), py::arg("body"), py::arg("segments"),
         py::arg("max_data_size"),
         "'' when the upload decodes into finite weights, else the first problem. segments: [(code_offset, "
-        "code_count, min_val, max_val, latest float32, acc float32 or None, latest_absmax)] in name_vec order.");
+        "code_count, min_val, max_val, latest float32, acc float32 or None, latest_absmax)] in name_vec "
+        "order.");
   m.def("add_diff_sparse_quant", &add, py::arg("mask").noconvert(), py::arg("body"), py::arg("segments"),
         py::arg("data_size"),
         "Decodes a checked DIFF_SPARSE_QUANT upload and adds it (data_size-weighted) into the accumulators.");
