@@ -95,6 +95,9 @@ def write_config(workdir, redis_address, args):
                         global_iteration_time_window=1200000)
     cfg.setdefault("client", {}).update(client_epoch_num=args.epochs, client_batch_size=args.batch_size,
                                         client_learning_rate=args.lr)
+    if args.compress:
+        cfg["compression"] = {"upload_compress_type": "DIFF_SPARSE_QUANT", "upload_sparse_rate": 0.4,
+                              "download_compress_type": "QUANT"}
     cfg["summary"].update(metrics_file=os.path.join(workdir, "metrics.json"),
                           failure_event_file=os.path.join(workdir, "event.txt"))
     path = os.path.join(workdir, "lenet.yaml")
@@ -172,6 +175,8 @@ def parse_args(argv=None):
     p.add_argument("--redis_address", default=None, help="use this Redis instead of starting a private one")
     p.add_argument("--workdir", default=None, help="logs, metrics and checkpoints (default: logs/local_<time>)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compress", action="store_true",
+                   help="both compressions: QUANT downloads and DIFF_SPARSE_QUANT uploads (rate 0.4)")
     return p.parse_args(argv)
 
 
@@ -231,7 +236,8 @@ async def _train(urls, args, progress):
         progress.clear()
         _say(report.line())
 
-    return await run_devices(urls, args.fl_name, args.devices, args.iterations, seed=args.seed, on_iteration=show)
+    return await run_devices(urls, args.fl_name, args.devices, args.iterations, seed=args.seed, on_iteration=show,
+                             compress=args.compress)
 
 
 def _summary(reports, workdir):

@@ -20,7 +20,6 @@ NOT_BUILT_CONFIGS = {
     "SIGNDS": {"encrypt": {"encrypt_type": "SIGNDS"}},
     "pki_verify": {"client_verify": {"pki_verify": True}},   # the CA paths are filled in by the test
     "enable_ssl": {"enable_ssl": True},                      # and so is the TLS material
-    "DIFF_SPARSE_QUANT": {"compression": {"upload_compress_type": "DIFF_SPARSE_QUANT"}},
 }
 EXPECTED = {
     "PW_ENCRYPT": NOT_BUILT["encrypt.encrypt_type"]["PW_ENCRYPT"],
@@ -28,7 +27,6 @@ EXPECTED = {
     "SIGNDS": NOT_BUILT["encrypt.encrypt_type"]["SIGNDS"],
     "pki_verify": NOT_BUILT["client_verify.pki_verify"][True],
     "enable_ssl": NOT_BUILT["enable_ssl"][True],
-    "DIFF_SPARSE_QUANT": NOT_BUILT["compression.upload_compress_type"]["DIFF_SPARSE_QUANT"],
 }
 
 
