@@ -633,6 +633,10 @@ def parse_args(argv=None):
     p.add_argument("--herd-profile", action="store_true", help="herd: tracemalloc the server, diff by site")
     p.add_argument("--herd-https", action="store_true", help="herd: each N twice in one run, plain HTTP then "
                    "enable_ssl (HTTPS device API, TLS + AUTH to Redis), for the CPU per update of each")
+    p.add_argument("--compression", action="store_true", help="compression side by side (compress_run.py): "
+                   "bytes and server CPU per update, plain vs compressed, LeNet and 10x LeNet (--model picks), "
+                   "and the digits example's accuracy with and without (skip it with --no-digits)")
+    p.add_argument("--no-digits", action="store_true", help="--compression without the digits runs")
     p.add_argument("--keep", action="store_true", help="keep the work directories (logs)")
     p.add_argument("--json", default=os.path.join(RESULTS_DIR, "latest.json"))
     return p.parse_args(argv)
@@ -656,6 +660,8 @@ def main(argv=None):
     opts = parse_args(argv)
     if opts.herd:
         return _run_herd(opts)
+    if opts.compression:
+        return _run_compression(opts)
     models, server_counts, device_counts = plan(opts)
     for m in models:
         if m not in MODELS:
@@ -738,6 +744,19 @@ def _run_herd(opts):
                    "results": results}, f, indent=1, default=_json_default)
     print(f"wrote {path}")
     return 0 if all("error" not in r and all(row["done"] for row in r["rows"]) for r in results) else 1
+
+
+def _run_compression(opts):
+    import compress_run  # pylint: disable=import-outside-toplevel
+    results = compress_run.main(tuple(opts.model or ("lenet", "lenet10x")), not opts.no_digits, opts.keep)
+    path = opts.json if opts.json != os.path.join(RESULTS_DIR, "latest.json") else \
+        os.path.join(RESULTS_DIR, "compression.json")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"argv": sys.argv[1:], "code": code_version(), "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                   **results}, f, indent=1, default=_json_default)
+    print(f"wrote {path}")
+    return 0
 
 
 def _json_default(value):

@@ -233,8 +233,6 @@ UNMASK_FAILED = "secret reconstruction failed: {reason}"
 UNMASK_SHARES = "only {count} shares of {fl_id}'s secret, {needed} needed"
 UNMASK_BAD_SHARE = "the shares of {fl_id}'s secret are malformed"
 UNMASK_NO_KEYS = "no public keys of {fl_id}"
-COMPRESS_FORCED_OFF = ("compression.upload_compress_type {compress} is ignored under encrypt_type {encrypt}: "
-                       "masked and SignDS uploads are sent uncompressed (NO_COMPRESS is advertised)")
 SIGNDS_INDEX = "Verify model feature map failed, retry later at time: {next_time}"
 GK_VERIFY = "Building flatbuffers schema failed for GetExchangeKeys."
 GCL_VERIFY = "Building flatbuffers schema failed for GetClientList."
@@ -250,3 +248,19 @@ REDIS_TLS = ("TLS to Redis at {address} failed (enable_ssl asks for TLS to Redis
 REDIS_TLS_FILE = "Failed to load distributed_cache.{key} '{path}' for TLS to Redis: {reason}"
 REDIS_TLS_KEY_PAIR = ("distributed_cache.cert_filename and distributed_cache.private_key_filename go together "
                       "(a client certificate needs its key), but only {given} is set")
+
+# ---- compression (spec §6): our own texts, the reference answers all of these with UPDATE_FEATURES -----
+COMPRESS_REJECTED = ("Verify compressed feature map failed for fl id {fl_id}: {detail}, "
+                     "retry later at time: {next_time}")
+COMPRESS_NOT_CONFIGURED = "this cluster takes uncompressed uploads only (upload_compress_type NO_COMPRESS)"
+COMPRESS_UNKNOWN_TYPE = "upload_compress_type {value} is not DIFF_SPARSE_QUANT"
+COMPRESS_RATE = "upload_sparse_rate {got!r} is not the cluster's {want!r}"
+COMPRESS_ITERATION = "iteration {iteration} is not this server's current iteration {current} yet"
+COMPRESS_NAMES_EMPTY = "name_vec is empty"
+COMPRESS_NAMES_COUNT = "name_vec has {names} names for {entries} compressed entries"
+COMPRESS_NAME_ORDER = "compressed entry #{index} is {got!r}, name_vec says {want!r}"
+COMPRESS_NAME_UNKNOWN = "weight {name!r} is not in the model"
+COMPRESS_NAME_TWICE = "weight {name!r} is named twice"
+COMPRESS_MISSING = "the updated weight of parameter {name} is missing"
+COMPRESS_DISABLED_WARNING = ("upload compression {compress} is not advertised: encrypt_type {encrypt_type} "
+                             "takes uncompressed uploads only")

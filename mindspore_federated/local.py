@@ -96,6 +96,9 @@ def write_config(workdir, redis_address, args):
     cfg.setdefault("client", {}).update(client_epoch_num=args.epochs, client_batch_size=args.batch_size,
                                         client_learning_rate=args.lr)
     _set_encrypt(cfg, args)
+    if args.compress:
+        cfg["compression"] = {"upload_compress_type": "DIFF_SPARSE_QUANT", "upload_sparse_rate": 0.4,
+                              "download_compress_type": "QUANT"}
     cfg["summary"].update(metrics_file=os.path.join(workdir, "metrics.json"),
                           failure_event_file=os.path.join(workdir, "event.txt"))
     path = os.path.join(workdir, "lenet.yaml")
@@ -186,6 +189,8 @@ def parse_args(argv=None):
     p.add_argument("--encrypt", default="NOT_ENCRYPT",
                    choices=["NOT_ENCRYPT", "PW_ENCRYPT", "STABLE_PW_ENCRYPT", "DP_ENCRYPT", "SIGNDS"],
                    help="privacy mode of the cluster (the phones follow the plan; DP_ENCRYPT phones add noise)")
+    p.add_argument("--compress", action="store_true",
+                   help="both compressions: QUANT downloads and DIFF_SPARSE_QUANT uploads (rate 0.4)")
     return p.parse_args(argv)
 
 
@@ -246,7 +251,7 @@ async def _train(urls, args, progress):
         _say(report.line())
 
     return await run_devices(urls, args.fl_name, args.devices, args.iterations, seed=args.seed, on_iteration=show,
-                             dp_noise=args.encrypt == "DP_ENCRYPT")
+                             dp_noise=args.encrypt == "DP_ENCRYPT", compress=args.compress)
 
 
 def _summary(reports, workdir):

@@ -8,4 +8,5 @@ void BindKernels(pybind11::module_& m);
 void BindSchema(pybind11::module_& m);
 void BindComm(pybind11::module_& m);
 void BindArmour(pybind11::module_& m);
+void BindCompression(pybind11::module_& m);
 }  // namespace fl::py_bind

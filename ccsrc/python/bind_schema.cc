@@ -35,6 +35,19 @@ py::str lenientStr(const std::string& s) {
   return py::reinterpret_steal<py::str>(obj);
 }
 
+// None for an uncompressed upload, else (upload_compress_type, upload_sparse_rate, [name_vec],
+// [(name, byte_offset, count, min_val, max_val)]).
+py::object compressedFields(const schema::UpdateModelView& view) {
+  if (view.upload_compress_type == 0) return py::none();
+  py::list names;
+  for (const auto& name : view.name_vec) names.append(lenientStr(name));
+  py::list entries;
+  for (const auto& c : view.compressed) {
+    entries.append(py::make_tuple(lenientStr(c.name), c.offset, c.count, c.min_val, c.max_val));
+  }
+  return py::make_tuple(view.upload_compress_type, view.upload_sparse_rate, names, entries);
+}
+
 // verify + read in one call: None when the body is not a valid RequestUpdateModel, else
 // (fields_ok, fl_id, iteration, upload_loss, upload_accuracy, sign, [(name, offset, count, finite)]).
 py::object readUpdateModel(const py::buffer& body) {
@@ -58,7 +71,7 @@ py::object readUpdateModel(const py::buffer& body) {
     features.append(py::make_tuple(lenientStr(f.name), f.offset, f.count, f.finite));
   }
   return py::make_tuple(view.fields_ok, lenientStr(view.fl_id), view.iteration, view.upload_loss,
-                        view.upload_accuracy, view.sign, features);
+                        view.upload_accuracy, view.sign, features, compressedFields(view));
 }
 
 }  // namespace
@@ -67,7 +80,9 @@ void BindSchema(py::module_& m) {
   m.def(
       "read_update_model", &readUpdateModel, py::arg("body"),
       "Verify and read a RequestUpdateModel in one pass: None if invalid, else (fields_ok, fl_id, iteration, "
-      "upload_loss, upload_accuracy, sign, [(name, byte_offset, count, finite)]).");
+      "upload_loss, upload_accuracy, sign, [(name, byte_offset, count, finite)], compressed) where "
+      "compressed is None or (upload_compress_type, upload_sparse_rate, [name_vec], "
+      "[(name, byte_offset, count, min_val, max_val)]).");
   m.def("verify", &verify, py::arg("table_name"), py::arg("body"),
         "Verify a flatbuffers body as root table `table_name`; False for any malformed buffer.");
   m.def("table_names", &schema::tableNames, "Names of the tables verify() knows.");

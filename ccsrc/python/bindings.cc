@@ -25,4 +25,5 @@ PYBIND11_MODULE(_core, m) {
   fl::py_bind::BindSchema(m);
   fl::py_bind::BindComm(m);
   fl::py_bind::BindArmour(m);
+  fl::py_bind::BindCompression(m);
 }

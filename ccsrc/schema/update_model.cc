@@ -10,6 +10,37 @@ namespace fl::schema {
 
 namespace fbs = mindspore::fl::schema;
 
+namespace {
+
+// Reads the DIFF_SPARSE_QUANT fields; false when an entry lacks its name or codes.
+bool readCompressed(const fbs::RequestUpdateModel* req, const uint8_t* body, UpdateModelView* view) {
+  view->upload_sparse_rate = req->upload_sparse_rate();
+  if (const auto* names = req->name_vec()) {
+    view->name_vec.reserve(names->size());
+    for (const auto* name : *names) view->name_vec.push_back(name == nullptr ? std::string() : name->str());
+  }
+  const auto* cfms = req->compress_feature_map();
+  if (cfms == nullptr) return false;
+  bool ok = true;
+  view->compressed.reserve(cfms->size());
+  for (const auto* cfm : *cfms) {
+    if (cfm == nullptr || cfm->weight_fullname() == nullptr || cfm->compress_data() == nullptr) {
+      ok = false;
+      continue;
+    }
+    CompressSpan span;
+    span.name = cfm->weight_fullname()->str();
+    span.count = cfm->compress_data()->size();
+    span.offset = static_cast<size_t>(reinterpret_cast<const uint8_t*>(cfm->compress_data()->data()) - body);
+    span.min_val = cfm->min_val();
+    span.max_val = cfm->max_val();
+    view->compressed.push_back(std::move(span));
+  }
+  return ok;
+}
+
+}  // namespace
+
 UpdateModelView readUpdateModel(const uint8_t* body, size_t size) {
   (void)size;
   UpdateModelView view;
@@ -19,11 +50,15 @@ UpdateModelView readUpdateModel(const uint8_t* body, size_t size) {
   view.upload_accuracy = req->upload_accuracy();
   view.sign = req->sign();
   // A feature_map left out is a schema failure (as the reference); a present but empty one is checked later.
+  view.upload_compress_type = static_cast<int32_t>(req->upload_compress_type());
+  bool compressed = view.upload_compress_type != static_cast<int32_t>(fbs::CompressType_NO_COMPRESS);
   bool ok = req->fl_id() != nullptr && req->fl_id()->size() > 0 && req->timestamp() != nullptr &&
-            req->feature_map() != nullptr && std::isfinite(view.upload_loss) &&
+            (compressed || req->feature_map() != nullptr) && std::isfinite(view.upload_loss) &&
             std::isfinite(view.upload_accuracy);
+  if (compressed && !readCompressed(req, body, &view)) ok = false;
   if (req->fl_id() != nullptr) view.fl_id = req->fl_id()->str();
-  if (const auto* fms = req->feature_map()) {
+  // A compressed upload is read from its compressed entries only (as the reference), its feature_map ignored.
+  if (const auto* fms = compressed ? nullptr : req->feature_map()) {
     view.features.reserve(fms->size());
     for (const auto* fm : *fms) {
       FeatureSpan span;

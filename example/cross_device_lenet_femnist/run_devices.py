@@ -16,6 +16,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from example.cross_device_lenet_femnist.data import load_digits_split, partition_non_iid
 from mindspore_federated.client.device import Device, DeviceError, RetryPolicy, https_context
+from mindspore_federated.client.messages import CompressType
 from mindspore_federated.client.simulator import (
     over_admission_warning,
     positive_float,
@@ -111,7 +112,8 @@ class _Simulation:
 
 async def run_devices(server_urls, fl_name, num_devices, iterations, *, seed=0, on_iteration=None,
                       epochs=None, batch_size=None, lr=None, momentum=0.5, classes_per_device=2,
-                      url_prefix="", policy=None, trainer=None, data=None, dp_noise=False, ssl_context=None):
+                      url_prefix="", policy=None, trainer=None, data=None, dp_noise=False, ssl_context=None,
+                      compress=False):
     """Simulates `num_devices` phones for `iterations` FL iterations against the servers; returns the reports.
 
     server_urls: base URLs (list or comma-separated string). Every device holds one non-IID shard of the digits
@@ -126,6 +128,8 @@ async def run_devices(server_urls, fl_name, num_devices, iterations, *, seed=0, 
     to reuse them across runs. `ssl_context` verifies https:// servers (client.device.https_context(ca_file)).
     The privacy mode follows the servers' plan (PW_ENCRYPT masks the uploads, ...); with DP_ENCRYPT the phones
     add the plan's noise when `dp_noise`.
+    `compress` asks for QUANT model downloads and encodes uploads as DIFF_SPARSE_QUANT when the servers
+    advertise it.
     Raises RuntimeError when an iteration yields no new global model.
     """
     if num_devices < 1 or iterations < 1:
@@ -144,7 +148,9 @@ async def run_devices(server_urls, fl_name, num_devices, iterations, *, seed=0, 
         async with aiohttp.ClientSession() as session:
             devices = [Device(server_urls, fl_name, fl_id=f"{fl_name}-phone-{seed}-{i}", data_size=len(s),
                               url_prefix=url_prefix, session=session, policy=policy,
-                              rng=random.Random(seed * 7919 + i), dp_noise=dp_noise, ssl_context=ssl_context)
+                              rng=random.Random(seed * 7919 + i), dp_noise=dp_noise, ssl_context=ssl_context,
+                              download_compress_types=(CompressType.QUANT,) if compress else (),
+                              upload_compress=compress)
                        for i, s in enumerate(shards)]
             start_accuracy = None
             for round_no in range(iterations):
@@ -232,6 +238,8 @@ def parse_args(argv=None):
     p.add_argument("--momentum", type=float, default=0.5, help="local optimizer momentum (not in the plan)")
     p.add_argument("--url_prefix", "--url-prefix", dest="url_prefix", default="")
     p.add_argument("--http_timeout", "--http-timeout", dest="http_timeout", type=positive_float, default=30.0)
+    p.add_argument("--compress", action="store_true",
+                   help="QUANT model downloads, DIFF_SPARSE_QUANT uploads when the servers advertise it")
     return p.parse_args(argv)
 
 
@@ -256,7 +264,8 @@ def main(argv=None):
                                           lr=args.lr, momentum=args.momentum,
                                           classes_per_device=args.classes_per_device,
                                           url_prefix=args.url_prefix, policy=policy,
-                                          ssl_context=https_context(args.ca_file) if args.ca_file else None))
+                                          ssl_context=https_context(args.ca_file) if args.ca_file else None,
+                                          compress=args.compress))
     except KeyboardInterrupt:
         return 130
     except (RuntimeError, ValueError, DeviceError) as exc:

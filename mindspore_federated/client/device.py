@@ -14,6 +14,7 @@ from mindspore_federated.client import messages as msg
 from mindspore_federated.client import secure
 from mindspore_federated.client.messages import PlainTextReply, ResponseCode
 from mindspore_federated.client.privacy import DevicePrivacy
+from mindspore_federated.compression import diff_sparse_quant_encode
 from mindspore_federated.errors import FederatedError
 
 _HEADERS = {"Content-Type": "application/octet-stream"}
@@ -191,11 +192,14 @@ class Device:
       client.secure.PHASES name) makes the device stop after that phase (outcome.dropped).
     ssl_context: for https:// servers, the ssl.SSLContext that verifies them (see https_context(ca_file));
       None: aiohttp's default (the system's CAs).
+    upload_compress: True encodes uploads as DIFF_SPARSE_QUANT when startFLJob advertises it (as the Java
+      client does); False (default) always uploads plain feature maps, which servers accept either way.
     """
 
     def __init__(self, servers, fl_name, *, fl_id=None, data_size=1, eval_data_size=0, url_prefix="",
                  session=None, limiter=None, policy=None, upload_weighted=True, download_compress_types=(),
-                 file_identifier=False, rng=None, drop_at=None, dp_noise=False, ssl_context=None):
+                 file_identifier=False, rng=None, drop_at=None, dp_noise=False, ssl_context=None,
+                 upload_compress=False):
         self.servers = _normalise_servers(servers)
         self.fl_name = fl_name
         self.fl_id = fl_id or f"device-{uuid.uuid4().hex}"
@@ -204,6 +208,7 @@ class Device:
         self.url_prefix = url_prefix
         self.policy = policy or RetryPolicy()
         self.upload_weighted = upload_weighted
+        self.upload_compress = upload_compress
         self.download_compress_types = tuple(download_compress_types)
         self.file_identifier = file_identifier
         self.iteration = 0
@@ -397,12 +402,16 @@ class Device:
 
     async def _start_and_update(self, train_fn, outcome, deadline):
         start = await self._start_fl_job(outcome, deadline)
+        base = start.model()
         privacy = DevicePrivacy(self, start, lambda name, body: self._call(name, body, outcome, deadline))
         await privacy.before_training()
-        result = await _maybe_await(train_fn(start.model(), start.fl_plan))
+        result = await _maybe_await(train_fn(base, start.fl_plan))
         weights, loss, accuracy = _split_train_result(result)
-        body = self._update_body(weights, loss, accuracy, privacy)
-        del start, weights
+        compress = self.upload_compress and start.upload_compress_type == msg.CompressType.DIFF_SPARSE_QUANT
+        rate = start.upload_sparse_rate
+        del start
+        body = self._update_body(weights, loss, accuracy, privacy, (base, rate) if compress else None)
+        del weights, base
         await self._call("updateModel", body, outcome, deadline)
         outcome.accepted = True
         try:
@@ -421,14 +430,23 @@ class Device:
         outcome.fl_plan = reply.fl_plan
         return reply
 
-    def _update_body(self, weights, loss, accuracy, privacy):
+    def _update_body(self, weights, loss, accuracy, privacy, compress=None):
+        """The updateModel body; `privacy` (client/privacy.py) encodes and masks it; `compress` = (model
+        received, upload_sparse_rate) for DIFF_SPARSE_QUANT (never under PW/SIGNDS: the servers advertise none)."""
         weights, extra = privacy.encode(weights)
         if self.upload_weighted and not extra:
             scale = np.float32(self.data_size)
             weights = {name: msg.as_float32_vector(w) * scale for name, w in weights.items()}
         weights = privacy.mask(weights)
-        return msg.build_update_model(self.fl_name, self.fl_id, self.iteration, weights, upload_loss=loss,
-                                      upload_accuracy=accuracy, file_identifier=self.file_identifier, **extra)
+        if compress is None:
+            return msg.build_update_model(self.fl_name, self.fl_id, self.iteration, weights, upload_loss=loss,
+                                          upload_accuracy=accuracy, file_identifier=self.file_identifier, **extra)
+        base, rate = compress
+        names, coded = diff_sparse_quant_encode(weights, base, self.data_size, self.iteration, rate)
+        return msg.build_update_model(
+            self.fl_name, self.fl_id, self.iteration, {}, upload_loss=loss, upload_accuracy=accuracy,
+            compressed_features=coded, upload_compress_type=msg.CompressType.DIFF_SPARSE_QUANT,
+            upload_sparse_rate=rate, name_vec=names, file_identifier=self.file_identifier)
 
     async def _fetch_model(self, outcome, deadline):
         body = msg.build_get_model(self.fl_name, outcome.iteration,

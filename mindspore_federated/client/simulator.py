@@ -65,6 +65,9 @@ def parse_args(argv=None):
     p.add_argument("--max-restart-wait", type=positive_float, default=60.0)
     p.add_argument("--iteration-timeout", type=positive_float, default=600.0)
     p.add_argument("--quant", action="store_true", help="ask for QUANT model downloads (disables the check)")
+    p.add_argument("--compress", action="store_true",
+                   help="both compressions: QUANT downloads, DIFF_SPARSE_QUANT uploads when the servers "
+                        "advertise them (disables the check)")
     p.add_argument("--file-identifier", action="store_true", help="send bodies with the FLJ0 identifier")
     p.add_argument("--no-fetch-model", action="store_true", help="skip getModel after updateModel")
     p.add_argument("--no-check", action="store_true", help="do not check the new model equals w + delta")
@@ -246,7 +249,7 @@ def _record_failure(stats, exc):
 async def run_device(device, opts, stats):
     """One device's iteration; the outcome's model is checked then dropped at once to bound memory."""
     probe = {}
-    check = not (opts.no_check or opts.quant or opts.no_fetch_model or opts.encrypt in UNCHECKED)
+    check = not (opts.no_check or opts.quant or opts.compress or opts.no_fetch_model or opts.encrypt in UNCHECKED)
 
     def train(features, _plan):
         if check:
@@ -268,13 +271,14 @@ async def run_device(device, opts, stats):
 
 
 def _make_devices(opts, index, sessions, limiter, policy, token):
-    compress = (CompressType.QUANT,) if opts.quant else ()
+    compress = (CompressType.QUANT,) if opts.quant or opts.compress else ()
     # the cipher rounds wait for the other devices: none may wait for a slot held by one that waits
     limiter = None if opts.encrypt in PAIRWISE else limiter
     return [Device(opts.servers, opts.fl_name, fl_id=f"sim-{token}-{index}-{i}", data_size=opts.data_size,
                    url_prefix=opts.url_prefix, session=sessions[i % len(sessions)], limiter=limiter,
                    policy=policy, download_compress_types=compress, file_identifier=opts.file_identifier,
-                   drop_at=opts.drop_at if i < opts.dropouts else None, dp_noise=opts.encrypt == "DP_ENCRYPT")
+                   upload_compress=opts.compress, drop_at=opts.drop_at if i < opts.dropouts else None,
+                   dp_noise=opts.encrypt == "DP_ENCRYPT")
             for i in range(opts.devices)]
 
 

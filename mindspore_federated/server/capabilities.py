@@ -8,16 +8,12 @@ NOT_BUILT = {
     # HTTPS on the device API and TLS + AUTH to Redis are built (issue 14 items 1, 3); mutual TLS between
     # servers is not: the row goes when the inter-server link speaks it.
     "enable_ssl": {True: "mutual TLS on the inter-server link (enable_ssl: true)"},
-    "compression.upload_compress_type": {
-        "DIFF_SPARSE_QUANT": "DIFF_SPARSE_QUANT upload decoding (compression.upload_compress_type)",
-    },
 }
 
 # The same settings under their names in the cluster's hyper-params (what servers share through Redis).
 HYPER_PARAM_NAMES = {
     "pki_verify": "client_verify.pki_verify",
     "enable_ssl": "enable_ssl",
-    "upload_compress_type": "compression.upload_compress_type",
 }
 
 

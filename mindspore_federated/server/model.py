@@ -5,6 +5,7 @@ from collections import OrderedDict
 import numpy as np
 
 from mindspore_federated import errors
+from mindspore_federated.compression import quant_encode
 
 MODEL_STORE_SIZE = 3
 
@@ -83,12 +84,22 @@ class ModelSpec:
 class Model:
     """Read-only flat float32 weights keyed by name, in declared order."""
 
-    __slots__ = ("weights",)
+    __slots__ = ("weights", "_quant")
 
     def __init__(self, weights):
         self.weights = weights
+        self._quant = None
         for arr in weights.values():
             arr.flags.writeable = False
+
+    def quantized(self, name):
+        """The QUANT encoding of weight `name` (QuantFeature), computed once per model for every reply."""
+        if self._quant is None:
+            self._quant = {}
+        quant = self._quant.get(name)
+        if quant is None:
+            quant = self._quant[name] = quant_encode(self.weights[name])
+        return quant
 
     @classmethod
     def from_feature_map(cls, fm):

@@ -7,7 +7,6 @@ import functools
 import flatbuffers
 import numpy as np
 
-from mindspore_federated.compression import quant_encode
 from mindspore_federated.schema.fbs import (
     CipherPublicParams,
     CompressFeatureMap,
@@ -58,7 +57,7 @@ def _offsets(b, offsets, start_vector):
 def _compressed_vector(b, model, names, start_vector):
     tables = []
     for name in names:
-        quant = quant_encode(model.weights[name])
+        quant = model.quantized(name)
         fname = b.CreateString(name)
         data = b.CreateNumpyVector(quant.data)
         CompressFeatureMap.Start(b)

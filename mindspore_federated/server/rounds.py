@@ -11,13 +11,15 @@ from mindspore_federated.clock import now_ms
 from mindspore_federated.errors import Unavailable
 from mindspore_federated.schema.fbs import RequestFLJob, RequestGetModel
 from mindspore_federated.server import replies
+from mindspore_federated.server.compressed import upload_compression
 from mindspore_federated.server.replies import OUT_OF_TIME, REQUEST_ERROR, SUC_NOT_READY, SUCCEED
 from mindspore_federated.server.secagg import signds
-from mindspore_federated.server.secagg.settings import SIGNDS, UNCOMPRESSED
+from mindspore_federated.server.secagg.settings import SIGNDS
 from mindspore_federated.state.base import Outcome
 
 MAX_DATA_SIZE = 65535
 QUANT = 2
+COMPRESS_ERROR = 4  # local error: a compressed upload failed its checks (`detail` says which)
 PLAN_DEFAULTS = (("reconstruct_secrets_threshold", 1), ("dp_eps", 50.0), ("dp_delta", 0.01),
                  ("dp_norm_clip", 1.0), ("sign_k", 0.01), ("sign_eps", 100.0), ("sign_thr_ratio", 0.6),
                  ("sign_global_lr", 0.1), ("sign_dim_out", 0), ("encrypt_type", "NOT_ENCRYPT"))
@@ -41,12 +43,11 @@ def download_compress(ctx, req):
 def fl_plan(ctx):
     """The FL plan a startFLJob reply carries: the hyper-parameters with the reference's defaults."""
     plan = dict(ctx.hp)
-    plan.update(fl_name=ctx.cfg.fl_name, server_mode=ctx.cfg.server_mode)
+    plan.update(fl_name=ctx.cfg.fl_name, server_mode=ctx.cfg.server_mode,
+                upload_compress_type=upload_compression(ctx.hp))
     for key, default in PLAN_DEFAULTS:
         plan.setdefault(key, default)
     plan["prime"] = ctx.cipher.prime
-    if plan["encrypt_type"] in UNCOMPRESSED:  # masked / sign-encoded uploads go uncompressed (spec §5.3)
-        plan["upload_compress_type"] = "NO_COMPRESS"
     return plan
 
 
@@ -119,14 +120,17 @@ async def update_model(host, body):
     stats.update_total += 1  # every reply of the round counts in "total" (spec §8.2), accepted or not
     if parsed is None:
         return None
-    fields_ok, fl_id, req_iteration, loss, accuracy, sign, spans = parsed
+    fields_ok, fl_id, req_iteration, loss, accuracy, sign, spans, compressed = parsed
     if not fields_ok:
         return replies.update_model(REQUEST_ERROR, errors.UPDATE_VERIFY, host.windows.next_req_time())
     signds_upload = sign != 0 and ctx.cipher.mode == SIGNDS
     if signds_upload:
-        local_error, missing, arrays = signds.rebuild(ctx, body, spans, sign)
-    else:
-        local_error, missing, arrays = _check_features(ctx.spec, body, spans)
+        local_error, detail, arrays = signds.rebuild(ctx, body, spans, sign)
+    elif compressed is None:
+        local_error, detail, arrays = _check_features(ctx.spec, body, spans)
+    else:  # DIFF_SPARSE_QUANT: checked in full here, decoded into the accumulator once accepted
+        detail, arrays = ctx.decoder.check(ctx, body, req_iteration, compressed)
+        local_error = COMPRESS_ERROR if detail else 0
     iteration = ctx.iteration
     # Small updates are accumulated without suspending right after the script answers, so the script
     # may count them for aggregation at once (one round trip); large ones are counted after accumulating.
@@ -138,7 +142,7 @@ async def update_model(host, body):
     if outcome is Outcome.DUPLICATE:  # a retry of an accepted update (its reply was lost): counted once
         return cached_update_reply(host)
     if outcome is not Outcome.ACCEPTED:
-        return _update_reject(host, outcome, local_error, fl_id, req_iteration, missing)
+        return _update_reject(host, outcome, local_error, fl_id, req_iteration, detail)
     host.windows.started("updateModel", None)
     if signds_upload:
         signds.weight(arrays, result.meta["data_size"])
@@ -151,7 +155,7 @@ async def update_model(host, body):
     return cached_update_reply(host)
 
 
-def _update_reject(host, outcome, local_error, fl_id, req_iteration, missing):
+def _update_reject(host, outcome, local_error, fl_id, req_iteration, detail):
     next_time = host.windows.next_req_time()
     if outcome is Outcome.THRESHOLD_REACHED:
         return replies.update_model(OUT_OF_TIME, errors.UPDATE_ENOUGH, next_time)
@@ -162,9 +166,12 @@ def _update_reject(host, outcome, local_error, fl_id, req_iteration, missing):
             iteration=req_iteration, current=host.ctx.iteration, next_time=next_time, fl_id=fl_id), next_time)
     if outcome is Outcome.NOT_MEMBER:
         return replies.update_model(OUT_OF_TIME, errors.UPDATE_NOT_SECRETS.format(fl_id=fl_id), next_time)
+    if outcome is Outcome.LOCAL_ERROR and local_error == COMPRESS_ERROR:
+        reason = errors.COMPRESS_REJECTED.format(fl_id=fl_id, detail=detail, next_time=next_time)
+        return replies.update_model(REQUEST_ERROR, reason, next_time)
     if outcome is Outcome.LOCAL_ERROR:
         reason = {1: errors.UPDATE_FEATURES.format(next_time=next_time),
-                  2: errors.UPDATE_MISSING_WEIGHT.format(name=missing, fl_id=fl_id),
+                  2: errors.UPDATE_MISSING_WEIGHT.format(name=detail, fl_id=fl_id),
                   3: errors.UPDATE_EMPTY.format(fl_id=fl_id)}[local_error]
         return replies.update_model(REQUEST_ERROR, reason, next_time)
     return replies.update_model(OUT_OF_TIME, errors.UPDATE_DUPLICATE.format(fl_id=fl_id), next_time)

@@ -100,6 +100,15 @@ def test_one_step_is_lr_times_masked_gradient(trainer, digits):
     assert steps[0.01, 16]["fc3.bias"][2] == pytest.approx(numeric, rel=1e-2, abs=1e-4)
 
 
+def _digits_server(tmp_path, redis_server, fl_name, procs, devices, iterations, **extra):
+    """A LeNet server for `devices` phones (1 local epoch, batch 16, lr 0.02); returns its address."""
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, fl_iteration_num=iterations,
+                           round={"start_fl_job_threshold": devices},
+                           client={"client_epoch_num": 1, "client_batch_size": 16, "client_learning_rate": 0.02},
+                           **extra)
+    return start_server(procs, yaml_path, tmp_path / "srv")[1]
+
+
 @pytest.mark.mindspore
 @pytest.mark.skipif(importlib.util.find_spec("mindspore_federated.server") is None,
                     reason="no server entry point to start")
@@ -107,10 +116,7 @@ def test_devices_train_lenet_against_a_real_server(tmp_path, redis_server, fl_na
     from example.cross_device_lenet_femnist.run_devices import run_devices
 
     devices, iterations = 4, 3
-    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, fl_iteration_num=iterations,
-                           round={"start_fl_job_threshold": devices},
-                           client={"client_epoch_num": 1, "client_batch_size": 16, "client_learning_rate": 0.02})
-    _, address = start_server(procs, yaml_path, tmp_path / "srv")
+    address = _digits_server(tmp_path, redis_server, fl_name, procs, devices, iterations)
     seen = []
     reports = asyncio.run(run_devices([f"http://{address}"], fl_name, devices, iterations, seed=0,
                                       on_iteration=seen.append, trainer=trainer, data=digits))
@@ -127,3 +133,22 @@ def test_devices_train_lenet_against_a_real_server(tmp_path, redis_server, fl_na
     assert all(x["iterationResult"] == "success" for x in lines)
     for line, report in zip(lines, reports):
         assert line["metricsLoss"] == pytest.approx(report.mean_loss, rel=1e-5)
+
+
+@pytest.mark.mindspore
+@pytest.mark.skipif(importlib.util.find_spec("mindspore_federated.server") is None,
+                    reason="no server entry point to start")
+def test_devices_train_lenet_with_both_compressions(tmp_path, redis_server, fl_name, procs, trainer, digits):
+    """QUANT downloads and DIFF_SPARSE_QUANT uploads (rate 0.4): the example still learns as it does plain."""
+    from example.cross_device_lenet_femnist.run_devices import run_devices
+
+    devices, iterations = 4, 3
+    address = _digits_server(tmp_path, redis_server, fl_name, procs, devices, iterations,
+                             compression={"upload_compress_type": "DIFF_SPARSE_QUANT", "upload_sparse_rate": 0.4,
+                                          "download_compress_type": "QUANT"})
+    reports = asyncio.run(run_devices([f"http://{address}"], fl_name, devices, iterations, seed=0,
+                                      trainer=trainer, data=digits, compress=True))
+    assert [r.iteration for r in reports] == [1, 2, 3]
+    assert all(r.participants == devices and not r.errors for r in reports)
+    first, last = reports[0], reports[-1]
+    assert last.test_accuracy > 0.3 and last.test_accuracy > first.start_test_accuracy + 0.1

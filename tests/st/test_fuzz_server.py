@@ -168,11 +168,17 @@ def _fl_job(body):
 
 def _update(body):
     req = RequestUpdateModel.RequestUpdateModel.GetRootAs(body, 0)
-    entries = [req.FeatureMap(i) for i in range(req.FeatureMapLength())]
-    if not _s(req.FlId()) or req.Timestamp() is None or req.FeatureMapIsNone() or \
+    if req.UploadCompressType() != 0:  # a compressed upload: its compressed entries, feature_map ignored
+        entries = [req.CompressFeatureMap(i) for i in range(req.CompressFeatureMapLength())]
+        map_ok = not req.CompressFeatureMapIsNone() and \
+            not any(e.WeightFullname() is None or e.CompressDataIsNone() for e in entries)
+    else:
+        entries = [req.FeatureMap(i) for i in range(req.FeatureMapLength())]
+        map_ok = not req.FeatureMapIsNone() and not any(e.WeightFullname() is None or e.DataIsNone()
+                                                        for e in entries)
+    if not _s(req.FlId()) or req.Timestamp() is None or not map_ok or \
             not math.isfinite(req.UploadLoss()) or \
-            not math.isfinite(req.UploadAccuracy()) or \
-            any(e.WeightFullname() is None or e.DataIsNone() for e in entries):
+            not math.isfinite(req.UploadAccuracy()):
         return _fb(REQUEST_ERROR, errors.UPDATE_VERIFY)
     # no device has started iteration 1, so no fl_id has device metadata
     return _fb(OUT_OF_TIME, errors.UPDATE_NO_META.format(fl_id=_s(req.FlId())))

@@ -5,7 +5,6 @@ import json
 import pytest
 import redis
 
-from mindspore_federated import errors
 from mindspore_federated.config import ALLOWED_CIPHERS, load_config
 from mindspore_federated.exit_codes import ExitCode
 from mindspore_federated.server.capabilities import NOT_BUILT
@@ -17,12 +16,10 @@ PW = {"share_secrets_ratio": 1.0, "cipher_time_window": 3000, "reconstruct_secre
 NOT_BUILT_CONFIGS = {
     "pki_verify": {"client_verify": {"pki_verify": True}},   # the CA paths are filled in by the test
     "enable_ssl": {"enable_ssl": True},                      # and so is the TLS material
-    "DIFF_SPARSE_QUANT": {"compression": {"upload_compress_type": "DIFF_SPARSE_QUANT"}},
 }
 EXPECTED = {
     "pki_verify": NOT_BUILT["client_verify.pki_verify"][True],
     "enable_ssl": NOT_BUILT["enable_ssl"][True],
-    "DIFF_SPARSE_QUANT": NOT_BUILT["compression.upload_compress_type"]["DIFF_SPARSE_QUANT"],
 }
 
 
@@ -83,21 +80,23 @@ def test_encryption_is_built(tmp_path, redis_server, fl_name, procs, encrypt_typ
     proc.stop()
 
 
-def test_server_refuses_cluster_hyper_params_asking_for_what_is_not_built(tmp_path, redis_server, fl_name,
-                                                                           procs):
-    """The cluster's hyper-params win over the YAML: a plain YAML joining a DIFF_SPARSE_QUANT cluster refuses
-    too (enable_ssl and pki_verify must match the YAML's anyway)."""
+def test_cluster_hyper_params_asking_for_secure_aggregation_win_over_the_yaml(tmp_path, redis_server, fl_name,
+                                                                             procs):
+    """The cluster's hyper-params win over the YAML: a plain YAML joining a PW_ENCRYPT cluster runs PW_ENCRYPT
+    (built now; enable_ssl and pki_verify, still not built, must match the YAML's anyway)."""
+    from tests.utils.cluster import start_job
+
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name)
     keys = Keys(fl_name)
     hp = load_config(yaml_path, role="server").hyper_params()
-    hp["upload_compress_type"] = "DIFF_SPARSE_QUANT"
+    hp.update(encrypt_type="PW_ENCRYPT", cipher_time_window=3000, reconstruct_secrets_threshold=1)
     client = redis.Redis(host="127.0.0.1", port=int(redis_server.address.rsplit(":", 1)[1]))
     try:
         client.set(keys.instance_name, "i_declared_elsewhere", ex=600)
         client.set(keys.hyper_params("i_declared_elsewhere"), json.dumps(hp), ex=600)
     finally:
         client.close()
-    proc, code = _exit_of_refused_server(procs, "server_joining", yaml_path, tmp_path)
-    assert code == ExitCode.CONFIG_ERROR
-    assert errors.NOT_BUILT_CLUSTER.format(features=EXPECTED["DIFF_SPARSE_QUANT"], fl_name=fl_name) in proc.output()
-    assert "READY" not in proc.output()
+    proc, address = start_server(procs, yaml_path, tmp_path / "srv")
+    plan = start_job(address, fl_name, "dev").fl_plan
+    assert plan.encrypt_type == "PW_ENCRYPT" and len(plan.pw_params.prime) == 33
+    proc.stop()

@@ -45,3 +45,21 @@ def test_simulator_warns_when_more_devices_run_than_the_cluster_admits(tmp_path,
     summary = next(line for line in sim.lines if line.startswith("iteration="))
     assert dict(re.findall(r"(\w+)=(\S+)", summary))["server_iteration"].startswith("1"), summary
     sim.wait_exit(30)
+
+
+def test_simulator_compress_trains_with_both_compressions(tmp_path, redis_server, fl_name, procs):
+    """--compress: QUANT downloads and DIFF_SPARSE_QUANT uploads against a cluster configured for both."""
+    devices = 4
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, fl_iteration_num=10,
+                           round={"start_fl_job_threshold": devices, "update_model_ratio": 1.0},
+                           compression={"upload_compress_type": "DIFF_SPARSE_QUANT", "upload_sparse_rate": 0.4,
+                                        "download_compress_type": "QUANT"})
+    _, address = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY)
+    sim = procs.python("simulator", "-m", "mindspore_federated.client.simulator", "--servers", f"http://{address}",
+                       "--fl-name", fl_name, "--devices", str(devices), "--iterations", "2", "--compress",
+                       "--retry-delay", "0.05", "--iteration-timeout", "60", "--no-progress")
+    sim.wait_line("iteration=2 ", timeout=120)
+    assert sim.wait_exit(10) == 0, "\n".join(sim.lines)
+    for line in (x for x in sim.lines if x.startswith("iteration=")):
+        fields = dict(re.findall(r"(\w+)=(\S+)", line))
+        assert (fields["accepted"], fields["failures"]) == (str(devices), "0"), line

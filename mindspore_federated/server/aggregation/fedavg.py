@@ -13,6 +13,13 @@ from mindspore_federated.server.model import Model
 INLINE_ELEMENTS = 1 << 20
 
 
+def _elements(update):
+    """Elements an update adds: name -> array, or a compressed upload (its `elements`)."""
+    if isinstance(update, dict):
+        return sum(a.size for a in update.values())
+    return update.elements
+
+
 class FedAvgAccumulator:
     """Σ uploaded weights (clients upload w·n) and Σ n for the aggregated features of one iteration."""
 
@@ -37,7 +44,10 @@ class FedAvgAccumulator:
         self.data_size = 0
         self.count = 0
 
-    def _add(self, arrays):
+    def _add(self, arrays, data_size):
+        if not isinstance(arrays, dict):  # a compressed upload (server/compressed.py) decodes itself in
+            arrays.add_into(data_size)
+            return
         for name, arr in arrays.items():
             acc = self.sums.get(name)
             if acc is not None:
@@ -46,19 +56,20 @@ class FedAvgAccumulator:
     @staticmethod
     def is_inline(arrays):
         """True when add() will run without suspending (small updates)."""
-        return arrays is not None and sum(a.size for a in arrays.values()) <= INLINE_ELEMENTS
+        return arrays is not None and _elements(arrays) <= INLINE_ELEMENTS
 
     async def add(self, arrays, data_size):
-        """Adds one device's update (name -> float32 view); large models run off the event loop."""
-        elements = sum(a.size for a in arrays.values())
+        """Adds one device's update (name -> float32 view, or a checked compressed upload whose decoder adds
+        it, data_size-weighted); large models run off the event loop."""
+        elements = _elements(arrays)
         if elements <= INLINE_ELEMENTS:
-            self._add(arrays)
+            self._add(arrays, data_size)
         else:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="fedavg")
             self._pending += 1
             try:
-                await asyncio.get_running_loop().run_in_executor(self._executor, self._add, arrays)
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._add, arrays, data_size)
             finally:
                 self._pending -= 1
                 if self._pending == 0 and self._idle is not None:

@@ -2,15 +2,20 @@
 import asyncio
 import random
 
+from mindspore_federated import errors
 from mindspore_federated.clock import time_string
 from mindspore_federated.config.thresholds import update_model_threshold
+from mindspore_federated.log import get_logger
 from mindspore_federated.server.aggregation.fedavg import FedAvgAccumulator
+from mindspore_federated.server.compressed import UploadDecoder, upload_compression
 from mindspore_federated.server.engine.reply_cache import ReplyCache
 from mindspore_federated.server.engine.tasks import TaskGroup
 from mindspore_federated.server.model import ModelStore
 from mindspore_federated.server.secagg.settings import CipherSettings, cipher_settings
 from mindspore_federated.server.summary import IterationStats, parse_participation_levels
 from mindspore_federated.state.keys import InstanceState
+
+logger = get_logger(__name__)
 
 
 class EngineContext:
@@ -31,6 +36,7 @@ class EngineContext:
         self.store = ModelStore()
         self.initial_model = initial_model
         self.acc = FedAvgAccumulator(spec)
+        self.decoder = UploadDecoder()     # DIFF_SPARSE_QUANT uploads (server/compressed.py)
         self.stats = IterationStats()
         self.levels_ms = parse_participation_levels(cfg.get("summary.participation_time_level", "5,15"))
         self.replies = ReplyCache()
@@ -58,6 +64,9 @@ class EngineContext:
         self.fl_iteration_num = int(hp["fl_iteration_num"])
         self.download_quant = hp.get("download_compress_type") == "QUANT"
         self.cipher = cipher_settings(hp, getattr(self, "cipher", None))
+        if hp.get("upload_compress_type", "NO_COMPRESS") != upload_compression(hp):
+            logger.warning(errors.COMPRESS_DISABLED_WARNING.format(compress=hp["upload_compress_type"],
+                                                                encrypt_type=hp.get("encrypt_type")))
         self.replies.clear()
 
     def __getattr__(self, name):

@@ -7,8 +7,6 @@ PW_ENCRYPT, STABLE_PW_ENCRYPT, SIGNDS, DP_ENCRYPT = "PW_ENCRYPT", "STABLE_PW_ENC
 KEY_ROUNDS = ("exchangeKeys", "getKeys")
 PW_ROUNDS = KEY_ROUNDS + ("shareSecrets", "getSecrets", "getClientList", "reconstructSecrets", "pushListSign",
                           "getListSign")
-# Upload compression is off under these (the uploads are masked or sign-encoded).
-UNCOMPRESSED = (PW_ENCRYPT, SIGNDS)
 
 
 @dataclass

@@ -288,6 +288,21 @@ Bytes buildSeed(const std::string& table, bool with_identifier) {
 
 Bytes makeUpdateModel(bool with_identifier) { return buildSeed("RequestUpdateModel", with_identifier); }
 
+// The RequestUpdateModel seed as a plain upload (NO_COMPRESS): its feature_map is what gets read.
+Bytes makePlainUpdateModel(bool with_identifier) {
+  FlatBufferBuilder b;
+  auto fms = featureMaps(b);
+  auto cfms = compressFeatureMaps(b);
+  auto names = strings(b, {"conv1.weight", "fc3.bias"});
+  Bytes sig = byteRange(64, 10);
+  std::vector<int32_t> index{0, 3, 7, 11};
+  b.Finish(
+      fbs::CreateRequestUpdateModelDirect(b, "Lenet", "device_a", 3, &fms, "1700000000000", &sig, 0.75f, 1,
+                                          &index, &cfms, fbs::CompressType_NO_COMPRESS, 0.4f, &names, 0.5f),
+      with_identifier ? "FLJ0" : nullptr);
+  return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
+}
+
 // Number of fields of every table in the .fbs files (field order is the wire format).
 std::map<std::string, size_t> schemaFieldCounts() {
   std::map<std::string, size_t> counts;
@@ -488,12 +503,22 @@ void verifyAndRead(const Bytes& buf, ReadStats& stats) {
   ++stats.read;
   ++(view.fields_ok ? stats.fields_ok : stats.fields_bad);
   const auto* req = flatbuffers::GetRoot<fbs::RequestUpdateModel>(buf.data());
-  size_t listed = req->feature_map() ? req->feature_map()->size() : 0;
+  // a compressed upload is read from its compressed entries only
+  bool compressed = req->upload_compress_type() != fbs::CompressType_NO_COMPRESS;
+  size_t listed = !compressed && req->feature_map() ? req->feature_map()->size() : 0;
+  size_t listed_compressed =
+      compressed && req->compress_feature_map() ? req->compress_feature_map()->size() : 0;
   ASSERT_LE(view.features.size(), listed);
+  ASSERT_LE(view.compressed.size(), listed_compressed);
+  for (const auto& c : view.compressed) {  // int8 codes inside the body, after their length prefix
+    ASSERT_GE(c.offset, 4u);
+    ASSERT_LE(c.count, buf.size() - c.offset);
+  }
   if (view.fields_ok) {
     ASSERT_FALSE(view.fl_id.empty());
     ASSERT_TRUE(std::isfinite(view.upload_loss) && std::isfinite(view.upload_accuracy));
     ASSERT_EQ(view.features.size(), listed);
+    ASSERT_EQ(view.compressed.size(), listed_compressed);
   }
   for (const auto& f : view.features) {
     ++stats.features;
@@ -665,7 +690,8 @@ TEST(Verifier, FuzzedBuffersToEveryTableNeverCrash) {
 // without touching memory outside it, and its feature spans / finiteness flags match the bytes.
 TEST(Verifier, UpdateModelVerifyAndReadFuzz) {
   Mutator mut(7);
-  const Bytes seeds[2] = {makeUpdateModel(false), makeUpdateModel(true)};
+  // a plain upload (its features are read) and a compressed one (its compressed entries are)
+  const Bytes seeds[2] = {makePlainUpdateModel(false), makeUpdateModel(true)};
   // positions of the float payloads of the seed (targets for NaN/Inf writes)
   std::vector<std::pair<size_t, size_t>> payload[2];
   for (int s = 0; s < 2; ++s) {

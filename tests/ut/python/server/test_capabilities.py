@@ -15,6 +15,7 @@ def test_defaults_and_dp_encrypt_are_built():
     assert not_built({"encrypt.encrypt_type": "NOT_ENCRYPT", "client_verify.pki_verify": False,
                       "enable_ssl": False, "compression.upload_compress_type": "NO_COMPRESS"}) == []
     assert not_built({"encrypt.encrypt_type": "DP_ENCRYPT"}) == []
+    assert not_built({"compression.upload_compress_type": "DIFF_SPARSE_QUANT"}) == []
     assert not_built({}) == []
 
 
