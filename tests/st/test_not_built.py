@@ -18,30 +18,25 @@ NOT_BUILT_CONFIGS = {
     "PW_ENCRYPT": {"encrypt": {"encrypt_type": "PW_ENCRYPT", "pw_encrypt": PW}},
     "STABLE_PW_ENCRYPT": {"encrypt": {"encrypt_type": "STABLE_PW_ENCRYPT", "pw_encrypt": PW}},
     "SIGNDS": {"encrypt": {"encrypt_type": "SIGNDS"}},
-    "pki_verify": {"client_verify": {"pki_verify": True}},   # the CA paths are filled in by the test
-    "enable_ssl": {"enable_ssl": True},                      # and so is the TLS material
+    "enable_ssl": {"enable_ssl": True},                      # the TLS material is filled in by the test
     "DIFF_SPARSE_QUANT": {"compression": {"upload_compress_type": "DIFF_SPARSE_QUANT"}},
 }
 EXPECTED = {
     "PW_ENCRYPT": NOT_BUILT["encrypt.encrypt_type"]["PW_ENCRYPT"],
     "STABLE_PW_ENCRYPT": NOT_BUILT["encrypt.encrypt_type"]["STABLE_PW_ENCRYPT"],
     "SIGNDS": NOT_BUILT["encrypt.encrypt_type"]["SIGNDS"],
-    "pki_verify": NOT_BUILT["client_verify.pki_verify"][True],
     "enable_ssl": NOT_BUILT["enable_ssl"][True],
     "DIFF_SPARSE_QUANT": NOT_BUILT["compression.upload_compress_type"]["DIFF_SPARSE_QUANT"],
 }
 
 
 def _with_material(tmp_path, overrides):
-    """Existing (dummy) files for the paths that pki_verify / enable_ssl require."""
+    """Existing (dummy) files for the paths that enable_ssl requires."""
     def touch(name):
         path = tmp_path / name
         path.write_text("not read: the server refuses before loading it\n")
         return str(path)
 
-    if "client_verify" in overrides:
-        overrides = {"client_verify": {**overrides["client_verify"], "root_first_ca_path": touch("root1.pem"),
-                                       "root_second_ca_path": touch("root2.pem")}}
     if "enable_ssl" in overrides:
         overrides = {**overrides, "ssl": {"server_cert_path": touch("server.p12"),
                                           "client_cert_path": touch("client.p12"),

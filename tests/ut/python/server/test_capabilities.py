@@ -25,7 +25,7 @@ def test_every_problem_is_listed_at_once():
 
 def test_cluster_hyper_params_are_checked_under_their_names():
     assert set(capabilities.HYPER_PARAM_NAMES.values()) == set(NOT_BUILT)
-    check_hyper_params({"encrypt_type": "NOT_ENCRYPT", "pki_verify": False}, "fl")
-    with pytest.raises(errors.NotBuiltError, match="PKI|certificate") as info:
-        check_hyper_params({"pki_verify": True}, "fl")
+    check_hyper_params({"encrypt_type": "NOT_ENCRYPT", "pki_verify": True}, "fl")  # built: never refused
+    with pytest.raises(errors.NotBuiltError, match="TLS") as info:
+        check_hyper_params({"enable_ssl": True}, "fl")
     assert isinstance(info.value, errors.ConfigError) and "cluster fl" in str(info.value)
