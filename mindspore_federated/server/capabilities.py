@@ -10,9 +10,6 @@ NOT_BUILT = {
                               "(encrypt.encrypt_type: STABLE_PW_ENCRYPT)"),
         "SIGNDS": "SignDS update reconstruction (encrypt.encrypt_type: SIGNDS)",
     },
-    # HTTPS on the device API and TLS + AUTH to Redis are built (issue 14 items 1, 3); mutual TLS between
-    # servers is not: the row goes when the inter-server link speaks it.
-    "enable_ssl": {True: "mutual TLS on the inter-server link (enable_ssl: true)"},
     "compression.upload_compress_type": {
         "DIFF_SPARSE_QUANT": "DIFF_SPARSE_QUANT upload decoding (compression.upload_compress_type)",
     },
@@ -21,7 +18,6 @@ NOT_BUILT = {
 # The same settings under their names in the cluster's hyper-params (what servers share through Redis).
 HYPER_PARAM_NAMES = {
     "encrypt_type": "encrypt.encrypt_type",
-    "enable_ssl": "enable_ssl",
     "upload_compress_type": "compression.upload_compress_type",
 }
 

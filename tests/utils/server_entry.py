@@ -29,16 +29,12 @@ def small_feature_map():
     return fm
 
 
-def parse_args(argv=None):
+def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--yaml_config", required=True)
     parser.add_argument("--http_server_address", required=True)
     parser.add_argument("--checkpoint_dir", default="./fl_ckpt/")
-    return parser.parse_args(argv)
-
-
-def main():
-    args = parse_args()
+    args = parser.parse_args()
     FLServerJob(args.yaml_config, args.http_server_address, "127.0.0.1", args.checkpoint_dir).run(
         small_feature_map(), PrintingCallback())
     return 0
