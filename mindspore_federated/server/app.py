@@ -52,12 +52,13 @@ class ServerApp:
     """Runs one server until SIGTERM/SIGINT (or a scale-in request)."""
 
     def __init__(self, cfg, http_address, tcp_ip, checkpoint_dir, feature_map, callback=None, node_id=None,
-                 recovery_file=None, device_tls=None):
+                 recovery_file=None, device_tls=None, peer_tls=None):
         from mindspore_federated.recovery import RecoveryFile
 
         self.recovery = RecoveryFile(recovery_file) if recovery_file else None
         remembered = self.recovery.load().get("node_id") if self.recovery else None
         self.node_id = node_id or os.environ.get("MS_NODE_ID") or remembered or None
+        self._peer_tls = peer_tls  # tls.peer_link_options(...) or None, handed to the communicator once
         self.cfg = cfg
         self.http_address = http_address
         self.tcp_ip = tcp_ip
@@ -197,7 +198,8 @@ class ServerApp:
             except RedisError as exc:
                 raise errors.FederatedError(f"{errors.START_INSTANCE}: {exc}") from None
             self._peers = Peers(self.tcp_ip, self.cfg.client.connection_num,
-                                max_frame_bytes(spec))
+                                max_frame_bytes(spec), tls=self._peer_tls)
+            self._peer_tls = None  # the keys now live in the communicator only
             node = self.node = ServerNode(self.cfg, state, spec, initial, self.http_address, self._peers,
                                           self, self.node_id)
             self._peers.serve(node)

@@ -10,17 +10,11 @@ NOT_BUILT = {
                               "(encrypt.encrypt_type: STABLE_PW_ENCRYPT)"),
         "SIGNDS": "SignDS update reconstruction (encrypt.encrypt_type: SIGNDS)",
     },
-    "client_verify.pki_verify": {True: "device certificate verification (client_verify.pki_verify: true)"},
-    # HTTPS on the device API and TLS + AUTH to Redis are built (issue 14 items 1, 3); mutual TLS between
-    # servers is not: the row goes when the inter-server link speaks it.
-    "enable_ssl": {True: "mutual TLS on the inter-server link (enable_ssl: true)"},
 }
 
 # The same settings under their names in the cluster's hyper-params (what servers share through Redis).
 HYPER_PARAM_NAMES = {
     "encrypt_type": "encrypt.encrypt_type",
-    "pki_verify": "client_verify.pki_verify",
-    "enable_ssl": "enable_ssl",
 }
 
 

@@ -8,7 +8,8 @@ from redis.exceptions import RedisError
 
 from mindspore_federated import _core, errors
 from mindspore_federated.log import get_logger
-from mindspore_federated.server import round_table
+from mindspore_federated.server import round_table, signed_rounds
+from mindspore_federated.server.pki import DeviceVerifier
 
 logger = get_logger(__name__)
 
@@ -79,6 +80,9 @@ class DeviceApi:
         self.routes = {prefix + r.name: r.name for r in round_table.ROUNDS}
         self._rounds = round_table.BY_NAME
         self._gate = node.gate
+        # client_verify.pki_verify: every signed round is checked before its handler (server/signed_rounds.py)
+        cfg = node.ctx.cfg
+        self.pki = DeviceVerifier.from_config(cfg) if cfg["client_verify.pki_verify"] else None
 
     def route(self, path):
         """Round name of a request path, or None."""
@@ -102,6 +106,8 @@ class DeviceApi:
             if rnd.total:
                 ctx.stats.count_reply(rnd.total)
             return rnd.bad_body(self.host)
+        if self.pki is not None and rnd.signed is not None:
+            return self._run_signed(rnd, body)
         if rnd.is_async:
             return self._run_async(rnd, body)
         ctx.inflight += 1
@@ -117,6 +123,23 @@ class DeviceApi:
         ctx.inflight += 1
         try:
             return self._finish(rnd, await rnd.handler(self.host, body))
+        except Exception as exc:  # noqa: BLE001 - as above
+            return self._finish(rnd, None, exc)
+        finally:
+            ctx.inflight -= 1
+
+    async def _run_signed(self, rnd, body):
+        """The PKI step, then the round (a refusal counts in the round's total like a rejected body)."""
+        ctx = self.ctx
+        ctx.inflight += 1
+        try:
+            refusal = await signed_rounds.check(self.host, self.pki, rnd, body)
+            if refusal is not None:
+                if rnd.total:
+                    ctx.stats.count_reply(rnd.total)
+                return self._finish(rnd, refusal)
+            reply = rnd.handler(self.host, body)
+            return self._finish(rnd, await reply if rnd.is_async else reply)
         except Exception as exc:  # noqa: BLE001 - as above
             return self._finish(rnd, None, exc)
         finally:

@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from mindspore_federated import errors
-from mindspore_federated.config import ALLOWED_CIPHERS, load_config
+from mindspore_federated.config import load_config
 from mindspore_federated.exit_codes import ExitCode
 from mindspore_federated.server.capabilities import NOT_BUILT
 from mindspore_federated.state.keys import Keys
@@ -18,33 +18,12 @@ NOT_BUILT_CONFIGS = {
     "PW_ENCRYPT": {"encrypt": {"encrypt_type": "PW_ENCRYPT", "pw_encrypt": PW}},
     "STABLE_PW_ENCRYPT": {"encrypt": {"encrypt_type": "STABLE_PW_ENCRYPT", "pw_encrypt": PW}},
     "SIGNDS": {"encrypt": {"encrypt_type": "SIGNDS"}},
-    "pki_verify": {"client_verify": {"pki_verify": True}},   # the CA paths are filled in by the test
-    "enable_ssl": {"enable_ssl": True},                      # and so is the TLS material
 }
 EXPECTED = {
     "PW_ENCRYPT": NOT_BUILT["encrypt.encrypt_type"]["PW_ENCRYPT"],
     "STABLE_PW_ENCRYPT": NOT_BUILT["encrypt.encrypt_type"]["STABLE_PW_ENCRYPT"],
     "SIGNDS": NOT_BUILT["encrypt.encrypt_type"]["SIGNDS"],
-    "pki_verify": NOT_BUILT["client_verify.pki_verify"][True],
-    "enable_ssl": NOT_BUILT["enable_ssl"][True],
 }
-
-
-def _with_material(tmp_path, overrides):
-    """Existing (dummy) files for the paths that pki_verify / enable_ssl require."""
-    def touch(name):
-        path = tmp_path / name
-        path.write_text("not read: the server refuses before loading it\n")
-        return str(path)
-
-    if "client_verify" in overrides:
-        overrides = {"client_verify": {**overrides["client_verify"], "root_first_ca_path": touch("root1.pem"),
-                                       "root_second_ca_path": touch("root2.pem")}}
-    if "enable_ssl" in overrides:
-        overrides = {**overrides, "ssl": {"server_cert_path": touch("server.p12"),
-                                          "client_cert_path": touch("client.p12"),
-                                          "ca_cert_path": touch("ca.pem"), "cipher_list": ALLOWED_CIPHERS[0]}}
-    return overrides
 
 
 def _exit_of_refused_server(procs, name, yaml_path, workdir):
@@ -58,7 +37,7 @@ def _exit_of_refused_server(procs, name, yaml_path, workdir):
 @pytest.mark.parametrize("feature", sorted(NOT_BUILT_CONFIGS))
 def test_server_refuses_what_is_not_built(tmp_path, redis_server, fl_name, procs, feature):
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name,
-                           **_with_material(tmp_path, NOT_BUILT_CONFIGS[feature]))
+                           **NOT_BUILT_CONFIGS[feature])
     proc, code = _exit_of_refused_server(procs, "server_" + feature.lower(), yaml_path, tmp_path)
     assert code == ExitCode.CONFIG_ERROR
     assert EXPECTED[feature] in proc.output()
