@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from mindspore_federated import errors
 from mindspore_federated.address import split_host_port
 from mindspore_federated.log import apply_config, get_logger, set_node
+from mindspore_federated.metrics import server as server_metrics
 from mindspore_federated.server.capabilities import check_hyper_params
 from mindspore_federated.server.device_api import DeviceApi, max_body_bytes
 from mindspore_federated.server.http_app import AiohttpDeviceServer
@@ -264,7 +265,9 @@ class ServerApp:
         """Serves until a stop is requested, then drains while still a cluster member: devices are turned
         away (safe mode), in-flight requests finish, and an aggregation this server holds updates for is
         completed (the loops keep running, so the aggregation event and the iteration switch arrive)."""
-        for loop_coro in (node.sync_loop(), node.event_loop(), self._rate_loop()):
+        server_metrics.bind(node.ctx)
+        for loop_coro in (node.sync_loop(), node.event_loop(), self._rate_loop(),
+                          server_metrics.ENGINE.refresh_loop(node.ctx)):
             node.spawn(loop_coro)
         await self._stop.wait()
         node.ctx.leaving = True
@@ -303,6 +306,7 @@ class ServerApp:
 
     # ---- hooks called by the engine ----------------------------------------------------------------
     async def iteration_finished(self, ctx, iteration, stats, success, reason):
+        server_metrics.ENGINE.iteration_finished(stats, success)
         inst = ctx.inst
         try:
             await ctx.state.put_summary(inst, iteration, ctx.node_id, stats.to_dict())

@@ -1,0 +1,31 @@
+"""redis-py connection classes that count their round trips and failures in the process's metrics."""
+from redis.asyncio.connection import Connection, UnixDomainSocketConnection
+
+from mindspore_federated.metrics.registry import PY_ERRORS, PY_TRIPS
+
+
+class _Counting:
+    """Mixin: every packed write (one command or a whole pipeline) is one round trip."""
+
+    async def send_packed_command(self, command, check_health=True):
+        PY_TRIPS.inc()
+        try:
+            return await super().send_packed_command(command, check_health)
+        except Exception:
+            PY_ERRORS.inc()
+            raise
+
+    async def read_response(self, *args, **kwargs):
+        try:
+            return await super().read_response(*args, **kwargs)
+        except Exception:
+            PY_ERRORS.inc()
+            raise
+
+
+class CountingConnection(_Counting, Connection):
+    """TCP."""
+
+
+class CountingUnixConnection(_Counting, UnixDomainSocketConnection):
+    """Unix socket."""
