@@ -223,3 +223,9 @@ COMPRESS_NAME_TWICE = "weight {name!r} is named twice"
 COMPRESS_MISSING = "the updated weight of parameter {name} is missing"
 COMPRESS_DISABLED_WARNING = ("upload compression {compress} is not advertised: encrypt_type {encrypt_type} "
                              "takes uncompressed uploads only")
+
+# ---- scheduler: management-plane access (issue 17) ---------------------------------------------------
+SCHED_UNAUTHORIZED = ("Unauthorized: this scheduler requires the header 'Authorization: Bearer <token>' "
+                      "with its management token (manage.token or MSF_MANAGE_TOKEN)")
+SCHED_OPEN_BIND = ("the management API listens on {address}, beyond this host, without a token: set manage.token "
+                   "(or MSF_MANAGE_TOKEN) so that only operators can change the cluster")
