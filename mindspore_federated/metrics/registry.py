@@ -1,9 +1,10 @@
 """The process's metrics registry: process CPU/RSS (the library's process collector), Redis round trips and
 errors, and the text exposition every role serves."""
 from prometheus_client import CollectorRegistry, Counter, ProcessCollector
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# the classic text format generate_latest writes, which every Prometheus version reads
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()
 DEFAULT_PATH = "/metrics"
 
