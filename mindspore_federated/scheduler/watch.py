@@ -31,18 +31,20 @@ class ClusterWatch:
         self._pending = []        # history entries still waiting for their summaries
         self._seen = None         # (instance, iteration) of the previous poll
         self._task = None
+        self._stopped = False
 
     def start(self):
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self):
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        self._stopped = True
+        while task is not None and not task.done():  # a Redis call may swallow one cancellation
+            task.cancel()
+            await asyncio.wait([task], timeout=0.1)
 
     async def _run(self):
-        while True:
+        while not self._stopped:
             try:
                 await self.poll()
             except (RedisError, OSError, ValueError) as exc:
