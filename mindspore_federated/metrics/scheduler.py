@@ -19,7 +19,8 @@ THRESHOLD = Gauge("msfl_cluster_round_threshold", "Requests a round needs per it
                   registry=REGISTRY)
 ROUND_COUNT = Gauge("msfl_cluster_round_accepted", "Requests the current iteration has accepted, per round",
                     ["round"], registry=REGISTRY)
-ITERATIONS = Counter("msfl_cluster_iterations_total", "Iterations the scheduler saw end, by result",
+ITERATIONS = Counter("msfl_cluster_iterations_total", "Iterations the scheduler saw end, by result (unknown: "
+                     "several ended between two reads of the cluster)",
                      ["result"], registry=REGISTRY)
 LOSS = Gauge("msfl_cluster_last_loss", "Mean loss reported by the devices of the last ended iteration",
              registry=REGISTRY)
@@ -44,7 +45,8 @@ def observe_cluster(view):
 
 def observe_iteration(entry):
     """Counts one ended iteration (a history entry of the watch)."""
-    ITERATIONS.labels("success" if entry.get("success") else "fail").inc()
+    success = entry.get("success")
+    ITERATIONS.labels("unknown" if success is None else "success" if success else "fail").inc()
 
 
 def observe_iteration_metrics(entry):

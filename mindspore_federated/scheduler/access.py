@@ -16,7 +16,7 @@ LOG = log.get_logger("mindspore_federated.scheduler")
 TOKEN_ENV = "MSF_MANAGE_TOKEN"
 MUTATING = frozenset(("/enableFLS", "/disableFLS", "/newInstance", "/scaleout", "/scalein"))
 PUBLIC_PREFIX = "/dashboard/static/"   # the dashboard's own code (HTML/JS/CSS): no cluster data in it
-PUBLIC = frozenset(("/dashboard", "/dashboard/"))
+PUBLIC = frozenset(("/dashboard", "/dashboard/", "/dashboard/api/access"))
 UNAUTHORIZED_BODY = json.dumps({"error_message": SCHED_UNAUTHORIZED, "code": "1"}, sort_keys=True).encode()
 
 

@@ -116,7 +116,7 @@ def build_app(scheduler) -> web.Application:
         app.router.add_route("GET", path, handler)
         app.router.add_route("POST", path, handler)
     app.router.add_get(OVERVIEW_PATH, handle_overview)
-    add_dashboard_routes(app)
+    add_dashboard_routes(app, bool(token))
     path = metrics_path(scheduler.config)
     if path:
         app.router.add_get(path, handle_metrics)

@@ -44,14 +44,23 @@ class ClusterWatch:
             await asyncio.wait([task], timeout=0.1)
 
     async def _run(self):
+        """Polls every poll_s, and at once on every cluster event (an iteration switch among them), so that the
+        status read still tells the result of the iteration that just ended."""
+        subscription = None
         while not self._stopped:
             try:
+                if subscription is None:
+                    subscription = await self.state.subscribe()
                 await self.poll()
+                await subscription.get(timeout=self.poll_s)
             except (RedisError, OSError, ValueError) as exc:
                 self.view = {**self.view, "error": str(exc) or type(exc).__name__}
+                subscription = await _close(subscription)
+                await asyncio.sleep(self.poll_s)
             except Exception:  # noqa: BLE001 - the watch must outlive any surprise in the state
                 LOG.exception("cluster watch poll failed")
-            await asyncio.sleep(self.poll_s)
+                await asyncio.sleep(self.poll_s)
+        await _close(subscription)
 
     async def poll(self):
         """One read of the cluster: view, metrics, newly ended iterations, summaries still missing."""
@@ -74,14 +83,15 @@ class ClusterWatch:
         seen, self._seen = self._seen, (inst, iteration)
         if seen is None or seen[0] != inst or iteration <= seen[1]:
             return
-        ended = iteration - 1  # the status tells the result of the last ended one only
-        entry = {"instance": inst, "iteration": ended, "success": status.get("lastIterationSuccess") == "1",
-                 "result": status.get("lastIterationResult", ""), "end_ms": _now_ms(), "start_ms": None,
-                 "duration_ms": None, "participants": None, "loss": None, "accuracy": None,
-                 "skipped": max(0, ended - seen[1])}
-        self.history.append(entry)
-        self._pending.append((entry, time.monotonic() + SUMMARY_WAIT_S))
-        metrics.observe_iteration(entry)
+        for ended in range(seen[1], iteration):
+            last = ended == iteration - 1   # the status tells the result of the last ended one only
+            entry = {"instance": inst, "iteration": ended, "end_ms": _now_ms(), "start_ms": None,
+                     "success": status.get("lastIterationSuccess") == "1" if last else None,
+                     "result": status.get("lastIterationResult", "") if last else "",
+                     "duration_ms": None, "participants": None, "loss": None, "accuracy": None}
+            self.history.append(entry)
+            self._pending.append((entry, time.monotonic() + SUMMARY_WAIT_S))
+            metrics.observe_iteration(entry)
 
     async def _fill_summaries(self, inst):
         waiting = []
@@ -98,6 +108,14 @@ class ClusterWatch:
     def overview(self, limit=200):
         """The dashboard's JSON: the latest view and the newest `limit` iterations."""
         return {"cluster": self.view, "iterations": list(self.history)[-limit:]}
+
+
+async def _close(subscription):
+    if subscription is not None:
+        try:
+            await subscription.aclose()
+        except (RedisError, OSError):
+            pass
 
 
 def _now_ms():

@@ -34,6 +34,8 @@ function fmtMs(ms) {
   return ms < 10000 ? ms + " ms" : (ms / 1000).toFixed(1) + " s";
 }
 
+function result(it) { return it.success === null ? "unknown" : it.success ? "success" : "fail"; }
+
 function fmtNum(x) { return x === null || x === undefined ? "-" : Number(x).toFixed(4); }
 
 function renderCluster(c) {
@@ -86,19 +88,19 @@ function renderIterations(items) {
   body.replaceChildren();
   for (const it of items) {
     const cell = document.createElement("span");
-    cell.className = it.success ? "ok" : "fail";
-    cell.title = "iteration " + it.iteration + (it.success ? ": success" : ": fail");
+    cell.className = it.success === null ? "unknown" : it.success ? "ok" : "fail";
+    cell.title = "iteration " + it.iteration + ": " + result(it);
     strip.appendChild(cell);
   }
   for (const it of items.slice().reverse().slice(0, 50)) {
     const tr = document.createElement("tr");
     tr.dataset.iteration = it.iteration;
-    const cells = [it.iteration, it.success ? "success" : "fail", fmtMs(it.duration_ms),
+    const cells = [it.iteration, result(it), fmtMs(it.duration_ms),
       it.participants === null ? "-" : it.participants, fmtNum(it.loss), fmtNum(it.accuracy), it.result || ""];
     cells.forEach((v, i) => {
       const td = document.createElement("td");
       td.textContent = v;
-      if (i === 1) td.className = it.success ? "ok" : "bad";
+      if (i === 1) td.className = it.success === null ? "muted" : it.success ? "ok" : "bad";
       tr.appendChild(td);
     });
     body.appendChild(tr);
@@ -133,8 +135,18 @@ function drawCurves(points) {
   ctx.fillText(String(x1), w - 40, h - 8);
 }
 
+let tokenRequired = null;   // asked once: without a token the page does not call what would refuse it
+
 async function refresh() {
   try {
+    if (tokenRequired === null) {
+      const resp = await fetch("/dashboard/api/access");
+      tokenRequired = (await resp.json()).token_required;
+    }
+    if (tokenRequired && !token()) {
+      banner("This scheduler requires its management token: enter it above.");
+      return;
+    }
     const { status, data } = await api("/dashboard/api/overview");
     if (status === 401) {
       banner("This scheduler requires its management token: enter it above.");
