@@ -1,5 +1,6 @@
 """redis-py connection classes that count their round trips and failures in the process's metrics."""
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
+from redis.exceptions import NoScriptError
 
 from mindspore_federated.metrics.registry import PY_ERRORS, PY_TRIPS
 
@@ -18,6 +19,8 @@ class _Counting:
     async def read_response(self, *args, **kwargs):
         try:
             return await super().read_response(*args, **kwargs)
+        except NoScriptError:
+            raise  # EVALSHA before the script is cached: redis-py loads it and retries, not a failure
         except Exception:
             PY_ERRORS.inc()
             raise

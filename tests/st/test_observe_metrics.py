@@ -91,6 +91,9 @@ def test_metrics_of_a_real_cluster_after_an_iteration(tmp_path, redis_server, fl
         assert value(s, "msfl_server_aggregation_stage_seconds_count", stage=stage) == 1, stage
     assert value(s, "msfl_server_model_bytes") > 0
     assert value(s, "msfl_redis_round_trips_total", client="redis_py") > 0
+    assert value(s, "msfl_redis_round_trips_total", client="pipelined") > 0    # the hot path (hiredis)
+    assert value(s, "msfl_redis_errors_total", client="redis_py") == 0
+    assert value(s, "msfl_redis_errors_total", client="pipelined") == 0
     assert value(s, "process_resident_memory_bytes") > 0 and value(s, "process_cpu_seconds_total") > 0
 
     def scheduler_done():
