@@ -1,7 +1,9 @@
 """The process's metrics registry: process CPU/RSS (the library's process collector), Redis round trips and
 errors, and the text exposition every role serves."""
-from prometheus_client import CollectorRegistry, Counter, ProcessCollector
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import generate_latest
+
+from mindspore_federated.metrics.fast import LoopFamilies
 
 # the classic text format generate_latest writes, which every Prometheus version reads
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -12,19 +14,18 @@ DEFAULT_PATH = "/metrics"
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 
-REDIS_ROUND_TRIPS = Counter("msfl_redis_round_trips_total", "Writes of one or more commands to Redis "
-                            "(a pipeline or an auto-pipelined batch is one)", ["client"], registry=REGISTRY)
-REDIS_COMMANDS = Counter("msfl_redis_commands_total", "Commands sent by the hot-path auto-pipelining client",
-                         ["client"], registry=REGISTRY)
-REDIS_ERRORS = Counter("msfl_redis_errors_total", "Redis calls that failed (connection, timeout or error "
-                       "reply)", ["client"], registry=REGISTRY)
-
-# children bound once: the hot path only increments
-HOT_TRIPS = REDIS_ROUND_TRIPS.labels("pipelined")
-HOT_COMMANDS = REDIS_COMMANDS.labels("pipelined")
-HOT_ERRORS = REDIS_ERRORS.labels("pipelined")
-PY_TRIPS = REDIS_ROUND_TRIPS.labels("redis_py")
-PY_ERRORS = REDIS_ERRORS.labels("redis_py")
+# the Redis clients count on their event loop's thread, without locks (metrics/fast.py)
+LOOP = LoopFamilies()
+REGISTRY.register(LOOP)
+_TRIPS = ("msfl_redis_round_trips", "Writes of one or more commands to Redis (a pipeline or an auto-pipelined "
+          "batch is one)", ["client"])
+_ERRORS = ("msfl_redis_errors", "Redis calls that failed (connection, timeout or error reply)", ["client"])
+HOT_TRIPS = LOOP.counter(*_TRIPS, ["pipelined"])
+HOT_COMMANDS = LOOP.counter("msfl_redis_commands", "Commands sent by the hot-path auto-pipelining client",
+                            ["client"], ["pipelined"])
+HOT_ERRORS = LOOP.counter(*_ERRORS, ["pipelined"])
+PY_TRIPS = LOOP.counter(*_TRIPS, ["redis_py"])
+PY_ERRORS = LOOP.counter(*_ERRORS, ["redis_py"])
 
 
 def render(registry=REGISTRY) -> bytes:

@@ -8,7 +8,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from redis.exceptions import RedisError
 
-from mindspore_federated.metrics.registry import REGISTRY
+from mindspore_federated.metrics.registry import LOOP, REGISTRY
 
 LIVE_REFRESH_S = 5.0
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -19,12 +19,6 @@ COUNTED_ROUNDS = {"startFLJob": ("start_total", "start_accept"), "updateModel": 
                   "getModel": ("get_total", "get_accept")}
 LOCAL_ERRORS = {1: "bad_features", 2: "missing_weight", 3: "empty_model", 4: "bad_compression"}
 
-REQUEST_SECONDS = Histogram("msfl_server_request_duration_seconds", "Time from a complete device request body "
-                            "to its reply, per round", ["round"], buckets=LATENCY_BUCKETS, registry=REGISTRY)
-RECEIVED_BYTES = Counter("msfl_server_received_bytes_total", "Device request bodies received (uploads "
-                         "included), per round", ["round"], registry=REGISTRY)
-SENT_BYTES = Counter("msfl_server_sent_bytes_total", "Reply bodies sent to devices, per round", ["round"],
-                     registry=REGISTRY)
 UPDATES_REJECTED = Counter("msfl_server_update_rejected_total", "updateModel requests answered with a "
                            "rejection, by reason", ["reason"], registry=REGISTRY)
 STAGE_SECONDS = Histogram("msfl_server_aggregation_stage_seconds", "Duration of each aggregation stage "
@@ -35,14 +29,17 @@ ITERATIONS = Counter("msfl_server_iterations_total", "Iterations this server saw
 
 
 class RoundMetrics:
-    """The bound children of one round: the hot path only increments and observes."""
+    """The accumulators of one round (metrics/fast.py): the hot path only adds and observes, without locks."""
 
     __slots__ = ("latency", "received", "sent")
 
     def __init__(self, name):
-        self.latency = REQUEST_SECONDS.labels(name)
-        self.received = RECEIVED_BYTES.labels(name)
-        self.sent = SENT_BYTES.labels(name)
+        self.latency = LOOP.histogram("msfl_server_request_duration_seconds", "Time from a complete device "
+                                      "request body to its reply, per round", ["round"], [name], LATENCY_BUCKETS)
+        self.received = LOOP.counter("msfl_server_received_bytes", "Device request bodies received (uploads "
+                                     "included), per round", ["round"], [name])
+        self.sent = LOOP.counter("msfl_server_sent_bytes", "Reply bodies sent to devices, per round", ["round"],
+                                 [name])
 
 
 def count_rejected_update(outcome, local_error=0):

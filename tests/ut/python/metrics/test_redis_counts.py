@@ -10,7 +10,7 @@ from tests.utils.redis_server import free_port
 
 
 def counts():
-    return {name: c._value.get() for name, c in (("hot_trips", HOT_TRIPS), ("hot_commands", HOT_COMMANDS),
+    return {name: c.value for name, c in (("hot_trips", HOT_TRIPS), ("hot_commands", HOT_COMMANDS),
                                                  ("hot_errors", HOT_ERRORS), ("py_trips", PY_TRIPS),
                                                  ("py_errors", PY_ERRORS))}
 
