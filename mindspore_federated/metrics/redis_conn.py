@@ -16,6 +16,13 @@ class _Counting:
             PY_ERRORS.inc()
             raise
 
+    async def connect(self, *args, **kwargs):
+        try:
+            return await super().connect(*args, **kwargs)
+        except Exception:
+            PY_ERRORS.inc()
+            raise
+
     async def read_response(self, *args, **kwargs):
         try:
             return await super().read_response(*args, **kwargs)
