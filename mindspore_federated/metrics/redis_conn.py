@@ -1,6 +1,7 @@
-"""redis-py connection classes that count their round trips and failures in the process's metrics."""
+"""redis-py connection classes that count their round trips and failures (connection, timeout, protocol; not
+error replies) in the process's metrics."""
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
-from redis.exceptions import NoScriptError
+from redis.exceptions import ResponseError
 
 from mindspore_federated.metrics.registry import PY_ERRORS, PY_TRIPS
 
@@ -26,8 +27,8 @@ class _Counting:
     async def read_response(self, *args, **kwargs):
         try:
             return await super().read_response(*args, **kwargs)
-        except NoScriptError:
-            raise  # EVALSHA before the script is cached: redis-py loads it and retries, not a failure
+        except ResponseError:
+            raise  # an error reply is an answer (e.g. CLIENT SETINFO on Redis < 7.2, NOSCRIPT): not a failure
         except Exception:
             PY_ERRORS.inc()
             raise

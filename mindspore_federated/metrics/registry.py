@@ -19,7 +19,8 @@ LOOP = LoopFamilies()
 REGISTRY.register(LOOP)
 _TRIPS = ("msfl_redis_round_trips", "Writes of one or more commands to Redis (a pipeline or an auto-pipelined "
           "batch is one)", ["client"])
-_ERRORS = ("msfl_redis_errors", "Redis calls that failed (connection, timeout or error reply)", ["client"])
+_ERRORS = ("msfl_redis_errors", "Redis calls that failed: connection refused or lost, timeout, protocol error "
+           "(error replies are answers, not counted)", ["client"])
 HOT_TRIPS = LOOP.counter(*_TRIPS, ["pipelined"])
 HOT_COMMANDS = LOOP.counter("msfl_redis_commands", "Commands sent by the hot-path auto-pipelining client",
                             ["client"], ["pipelined"])

@@ -240,8 +240,8 @@ class PipelinedRedis:
             if conn is None:
                 conn = await self._connect_shared()
             return await conn.send(args)
-        except NoScriptError:
-            raise  # the caller loads the script and retries: not a failure
+        except ResponseError:
+            raise  # an error reply (NOSCRIPT: the caller loads the script and retries) is not a failure
         except RedisError:
             HOT_ERRORS.inc()
             raise
