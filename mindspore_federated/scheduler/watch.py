@@ -47,20 +47,22 @@ class ClusterWatch:
         """Polls every poll_s, and at once on every cluster event (an iteration switch among them), so that the
         status read still tells the result of the iteration that just ended."""
         subscription = None
-        while not self._stopped:
-            try:
-                if subscription is None:
-                    subscription = await self.state.subscribe()
-                await self.poll()
-                await subscription.get(timeout=self.poll_s)
-            except (RedisError, OSError, ValueError) as exc:
-                self.view = {**self.view, "error": str(exc) or type(exc).__name__}
-                subscription = await _close(subscription)
-                await asyncio.sleep(self.poll_s)
-            except Exception:  # noqa: BLE001 - the watch must outlive any surprise in the state
-                LOG.exception("cluster watch poll failed")
-                await asyncio.sleep(self.poll_s)
-        await _close(subscription)
+        try:
+            while not self._stopped:
+                try:
+                    if subscription is None:
+                        subscription = await self.state.subscribe()
+                    await self.poll()
+                    await subscription.get(timeout=self.poll_s)
+                except (RedisError, OSError, ValueError) as exc:
+                    self.view = {**self.view, "error": str(exc) or type(exc).__name__}
+                    subscription = await _close(subscription)
+                    await asyncio.sleep(self.poll_s)
+                except Exception:  # noqa: BLE001 - the watch must outlive any surprise in the state
+                    LOG.exception("cluster watch poll failed")
+                    await asyncio.sleep(self.poll_s)
+        finally:
+            await _close(subscription)
 
     async def poll(self):
         """One read of the cluster: view, metrics, newly ended iterations, summaries still missing."""
