@@ -15,7 +15,7 @@ BUILD_DIR="$ROOT/build"
 APT_PKGS=(g++ cmake ninja-build libssl-dev redis-server redis-tools flatbuffers-compiler libflatbuffers-dev libgtest-dev clang-format chromium)
 PIP_PKGS=(numpy pyyaml "aiohttp>=3.9" "redis>=5" hiredis cryptography "flatbuffers>=23" "pybind11>=2.12"
           uvloop httptools setuptools wheel pytest pytest-timeout scikit-learn "mindspore==2.10.0" "ruff==0.16.9"
-          prometheus-client playwright)
+          prometheus-client playwright kubernetes kubernetes-validate)
 
 log() { printf '[build.sh] %s\n' "$*" >&2; }
 

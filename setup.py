@@ -11,7 +11,8 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 # Non-Python files shipped inside the package (globs relative to mindspore_federated/); each must match a
 # file of the tree (tests/ut/python/test_packaging.py checks it).
-PACKAGE_DATA = ["schema/*.fbs", "*.pyi"]
+PACKAGE_DATA = ["schema/*.fbs", "*.pyi",
+                "scheduler/dashboard/*.html", "scheduler/dashboard/*.js", "scheduler/dashboard/*.css"]  # issue 17
 
 
 class CMakeExtension(Extension):
@@ -61,7 +62,8 @@ setup(
     ext_modules=[CMakeExtension("mindspore_federated._core")],
     cmdclass={"build_ext": CMakeBuild},
     python_requires=">=3.9",
-    install_requires=["numpy", "pyyaml", "aiohttp>=3.9", "redis>=5", "cryptography", "flatbuffers>=23"],
+    install_requires=["numpy", "pyyaml", "aiohttp>=3.9", "redis>=5", "cryptography", "flatbuffers>=23",
+                      "prometheus-client>=0.17"],
     extras_require={"fast": ["uvloop", "hiredis"], "worker": ["mindspore"]},
     entry_points={"console_scripts": [
         "msf-server=mindspore_federated.server:main",

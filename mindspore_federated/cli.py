@@ -1,6 +1,7 @@
 """Command-line client of the scheduler REST API (stdlib only): prints the JSON reply, exit 0 on code "0"."""
 import argparse
 import json
+import os
 import ssl
 import sys
 import urllib.error
@@ -10,6 +11,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_UNREACHABLE = 2
 EXIT_BAD_REPLY = 3
+TOKEN_ENV = "MSF_MANAGE_TOKEN"   # the scheduler's (scheduler/access.py); this client stays stdlib-only
 
 # command -> (path, HTTP method); the scheduler does not check the method, these follow the reference tool.
 COMMANDS = {
@@ -55,14 +57,18 @@ def request_body(args):
     return None
 
 
-def call(address, command, body=None, https=False, cafile=None, timeout=10.0):
-    """Sends one request; returns (HTTP status, decoded reply). Raises URLError when unreachable."""
+def call(address, command, body=None, https=False, cafile=None, timeout=10.0, token=None):
+    """Sends one request (with the bearer `token`, default: the environment's MSF_MANAGE_TOKEN); returns
+    (HTTP status, reply bytes). Raises URLError when unreachable."""
     path, method = COMMANDS[command]
     url = f"{'https' if https else 'http'}://{address}{path}"
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/json")
+    token = token if token is not None else os.environ.get(TOKEN_ENV, "")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
     context = ssl.create_default_context(cafile=cafile) if https else None
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
@@ -83,6 +89,8 @@ def build_parser():
     parser.add_argument("--https", action="store_true", help="the scheduler serves HTTPS (enable_ssl)")
     parser.add_argument("--cafile", default=None, help="CA certificate to verify the scheduler")
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--token", default=None,
+                        help=f"bearer token of the management plane (default: the environment's {TOKEN_ENV})")
     return parser
 
 
@@ -98,7 +106,7 @@ def main(argv=None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     try:
-        status, raw = call(args.address, args.command, body, args.https, args.cafile, args.timeout)
+        status, raw = call(args.address, args.command, body, args.https, args.cafile, args.timeout, args.token)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         print(f"error: cannot reach the scheduler at {args.address}: {reason}", file=sys.stderr)

@@ -14,6 +14,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+DEFAULT_MAX_FRAME_BYTES = (1 << 31) - 1  # the Communicator's default cap
 
 
 async def serve_requests(comm, handler, *, batch=64):

@@ -69,6 +69,16 @@ UPDATE_WEIGHT_FAILED = "Updating weight {name} failed, fl id: {fl_id}"
 UPDATE_DUPLICATE = "Updating metadata of UpdateModelClientList failed for fl id {fl_id}"
 UPDATE_SUCCESS = "success not ready"
 
+# ---- device PKI (client_verify.*, spec §5.4) ------------------------------------------------------
+PKI_FILE_MISSING = "client_verify.pki_verify is true, but {key} '{path}' does not exist"
+PKI_FILE_LOAD = "Failed to load {key} '{path}': {reason}"
+FLJOB_SIGN_EMPTY = "sign data is empty."
+# later signed rounds: updateModel names the device, the cipher rounds do not (as the reference)
+SIGN_FAILED = "verify signature failed."
+SIGN_STALE = "verify signature timestamp failed or cannot find its key attestation."
+UPDATE_SIGN_FAILED = "verify signature failed for fl id {fl_id}"
+UPDATE_SIGN_STALE = "verify signature timestamp failed or cannot find its key attestation for fl id {fl_id}"
+
 # ---- getModel / pullWeight / pushWeight / pushMetrics ------------------------------------------
 GETMODEL_SCHEMA = "The schema of RequestGetModel is invalid."
 GETMODEL_NOT_READY = ("The model is not ready yet for iteration {iteration}. Maybe this is because\n"
@@ -264,3 +274,9 @@ COMPRESS_NAME_TWICE = "weight {name!r} is named twice"
 COMPRESS_MISSING = "the updated weight of parameter {name} is missing"
 COMPRESS_DISABLED_WARNING = ("upload compression {compress} is not advertised: encrypt_type {encrypt_type} "
                              "takes uncompressed uploads only")
+
+# ---- scheduler: management-plane access (issue 17) ---------------------------------------------------
+SCHED_UNAUTHORIZED = ("Unauthorized: this scheduler requires the header 'Authorization: Bearer <token>' "
+                      "with its management token (manage.token or MSF_MANAGE_TOKEN)")
+SCHED_OPEN_BIND = ("the management API listens on {address}, beyond this host, without a token: set manage.token "
+                   "(or MSF_MANAGE_TOKEN) so that only operators can change the cluster")

@@ -16,7 +16,8 @@ from mindspore_federated.errors import ConfigError
 from mindspore_federated.log import get_logger
 
 __all__ = ["Pkcs12Material", "load_pkcs12", "require_passwords", "expiry_warning", "server_context",
-           "client_context", "https_server_context", "peer_server_context", "peer_client_context"]
+           "client_context", "https_server_context", "peer_server_context", "peer_client_context",
+           "peer_link_options", "LinkOptions"]
 
 logger = get_logger(__name__)
 MIN_TLS_VERSION = ssl.TLSVersion.TLSv1_2
@@ -179,3 +180,46 @@ def peer_client_context(cfg, ssl_config):
     return client_context(material, ca_path=_opt(cfg, "ssl.ca_cert_path"),
                           cipher_list=_opt(cfg, "ssl.cipher_list"), crl_path=_opt(cfg, "ssl.crl_path"),
                           warn_days=_opt(cfg, "ssl.cert_expire_warning_time_in_day"))
+
+
+# ---- the C++ inter-server link (communicator/tls_stream.cc) ------------------------------------------------
+def _identity_pem(material):
+    """(certificate + chain, unencrypted PKCS#8 key) PEM texts of `material`, for _core (in memory only)."""
+    from cryptography.hazmat.primitives import serialization
+
+    pem = serialization.Encoding.PEM
+    certs = b"".join(c.public_bytes(pem) for c in (material.cert, *material.chain))
+    key = material.key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return certs, key
+
+
+class LinkOptions(dict):
+    """The link's TLS options; private keys inside, so it never shows them when printed or logged."""
+
+    def __repr__(self):
+        return f"LinkOptions(ca_file={self.get('ca_file')!r}, crl_file={self.get('crl_file')!r}, keys hidden)"
+
+    __str__ = __repr__
+
+
+def peer_link_options(cfg, ssl_config):
+    """The `tls` argument of `_core.Communicator` for mutual TLS between servers: the server PKCS#12
+    (presented to inbound peers), the client PKCS#12 `ssl.client_cert_path` (presented to the peers we
+    reach), the CA and CRL every peer is checked against, and `ssl.cipher_list`. Unusable files fail here
+    with the same texts as the Python TLS endpoints."""
+    require_passwords(ssl_config)
+    server = load_pkcs12(cfg["ssl.server_cert_path"], ssl_config.server_password)
+    client = load_pkcs12(cfg["ssl.client_cert_path"], ssl_config.client_password)
+    ca_path, crl_path = _opt(cfg, "ssl.ca_cert_path"), _opt(cfg, "ssl.crl_path")
+    _verify_peers(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), ca_path, crl_path)  # the same checks and texts
+    cipher_list = _opt(cfg, "ssl.cipher_list")
+    if cipher_list:
+        _base(ssl.PROTOCOL_TLS_CLIENT, cipher_list)
+    warn_days = _opt(cfg, "ssl.cert_expire_warning_time_in_day")
+    for material in (server, client):
+        _warn_expiry(material, warn_days)
+    server_cert, server_key = _identity_pem(server)
+    client_cert, client_key = _identity_pem(client)
+    return LinkOptions(server_cert=server_cert, server_key=server_key, client_cert=client_cert,
+                       client_key=client_key, ca_file=ca_path, crl_file=crl_path or "",
+                       ciphers=cipher_list or "")

@@ -11,15 +11,26 @@
 namespace fl::comm {
 namespace {
 constexpr const char* kStopped = "communicator stopped";
+
+CommunicatorOptions withoutKeys(CommunicatorOptions opts) {
+  opts.tls.wipeKeys();
+  return opts;
+}
 }  // namespace
 
-Communicator::Communicator(const CommunicatorOptions& opts) : opts_(opts) {
+Communicator::Communicator(const CommunicatorOptions& opts) : opts_(withoutKeys(opts)), tls_(opts.tls.enabled()) {
   FL_ENFORCE(opts.maxConnections > 0, "max_connections must be > 0");
   FL_ENFORCE(opts.maxFrameBytes > 0, "max_frame_bytes must be > 0");
   ConnectionListener* self = this;
+  std::shared_ptr<const TlsContext> serverTls, clientTls;
+  if (tls_) {
+    serverTls = std::make_shared<TlsContext>(opts.tls.server, opts.tls, true);
+    clientTls = std::make_shared<TlsContext>(opts.tls.client, opts.tls, false);
+  }
   server_ = std::make_shared<TcpServer>(loop_, Address{opts.ip, opts.port}, opts.maxConnections,
-                                        opts.maxFrameBytes, self);
-  client_ = std::make_unique<TcpClient>(loop_, opts.maxFrameBytes, server_->address().toString(), self);
+                                        opts.maxFrameBytes, self, serverTls);
+  client_ = std::make_unique<TcpClient>(loop_, opts.maxFrameBytes, server_->address().toString(), self,
+                                        clientTls);
   requestEvent_ = Socket(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!requestEvent_.valid()) throw IoError(FL_ERROR_MSG(errnoText("eventfd", errno)));
 }

@@ -18,6 +18,7 @@
 #include "communicator/mailbox.h"
 #include "communicator/tcp_client.h"
 #include "communicator/tcp_server.h"
+#include "communicator/tls_stream.h"
 
 namespace fl::comm {
 
@@ -26,6 +27,7 @@ struct CommunicatorOptions {
   uint16_t port = 0;  // 0 picks a free port
   size_t maxConnections = 10000;
   uint64_t maxFrameBytes = (uint64_t{1} << 31) - 1;  // largest accepted payload
+  TlsOptions tls;  // mutual TLS on every connection when tls.enabled()
 };
 
 struct IncomingRequest {
@@ -55,6 +57,7 @@ class Communicator : private ConnectionListener {
 
   void start();
   bool running() const;
+  bool tls() const { return tls_; }
   // Joins the I/O thread, closes every connection and fails every waiter (idempotent).
   void stop();
 
@@ -90,7 +93,8 @@ class Communicator : private ConnectionListener {
   std::shared_ptr<PendingCall> sendRequest(const std::shared_ptr<Connection>& conn, uint64_t id,
                                            uint32_t msgType, std::string_view payload);
 
-  const CommunicatorOptions opts_;
+  const CommunicatorOptions opts_;  // without the TLS private keys
+  const bool tls_;
   EventLoop loop_;
   Mailbox mailbox_;
   std::shared_ptr<TcpServer> server_;

@@ -77,7 +77,7 @@ void Connection::send(Bytes frame) {
   std::unique_lock<std::mutex> lock(writeMu_);
   if (closed_) throw IoError(FL_ERROR_MSG("connection to ", peer(), " is closed: ", closeReason()));
   outQ_.push_back(std::move(frame));
-  if (outQ_.size() > 1 || wantWrite_) return;  // the loop thread is already draining the queue
+  if (outQ_.size() > 1 || writeBlocked_ || writeNeedsReadable_) return;  // the loop thread drains the queue
   std::string error;
   if (flushLocked(&error)) return;
   lock.unlock();
@@ -98,10 +98,12 @@ bool Connection::flushLocked(std::string* error) {
     if (sent < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        setWantWriteLocked(true);
+        writeBlocked_ = stream_->waitsForWritable(true);
+        writeNeedsReadable_ = !writeBlocked_;
+        updateInterestLocked();
         return true;
       }
-      *error = errnoText("send", errno);
+      *error = stream_->failure("send", errno);
       return false;
     }
     size_t left = static_cast<size_t>(sent);
@@ -116,14 +118,24 @@ bool Connection::flushLocked(std::string* error) {
       outOffset_ = 0;
     }
   }
-  setWantWriteLocked(false);
+  writeBlocked_ = false;
+  writeNeedsReadable_ = false;
+  updateInterestLocked();
   return true;
 }
 
-void Connection::setWantWriteLocked(bool want) {
+void Connection::updateInterestLocked() {
+  bool want = writeBlocked_ || readNeedsWritable_;
   if (want == wantWrite_) return;
   wantWrite_ = want;
   if (loopId_ != 0) loop_.modify(loopId_, EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u));
+}
+
+void Connection::setReadNeedsWritable(bool need) {
+  if (readNeedsWritable_ == need) return;
+  std::lock_guard<std::mutex> lock(writeMu_);
+  readNeedsWritable_ = need;
+  updateInterestLocked();
 }
 
 std::shared_ptr<PendingCall> Connection::startCall(uint64_t requestId) {
@@ -164,8 +176,12 @@ void Connection::close(const std::string& reason) {
 }
 
 void Connection::onEvents(uint32_t events) {
-  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) handleReadable();
-  if (!closed_ && (events & EPOLLOUT)) handleWritable();
+  bool readable = (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0;
+  bool writable = (events & EPOLLOUT) != 0;
+  // A TLS stream may need the other direction: a handshake blocks writes on incoming bytes, and a read
+  // may have to send (so it waits for a writable socket).
+  if (readable || (writable && readNeedsWritable_)) handleReadable();
+  if (!closed_ && (writable || (readable && writeNeedsReadable_))) handleWritable();
   if (!closed_ && (events & (EPOLLHUP | EPOLLERR))) {
     int err = 0;
     socklen_t len = sizeof(err);
@@ -176,7 +192,8 @@ void Connection::onEvents(uint32_t events) {
 
 void Connection::handleReadable() {
   size_t budget = kReadBudget;
-  while (!closed_ && budget > 0) {
+  // Bytes a TLS stream already decrypted would not wake epoll again: they are read past the budget.
+  while (!closed_ && (budget > 0 || stream_->hasBuffered())) {
     ssize_t n = stream_->readSome(decoder_.bufferData(), decoder_.bufferSize());
     if (n == 0) {
       close("connection closed by peer");
@@ -184,9 +201,14 @@ void Connection::handleReadable() {
     }
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) close(errnoText("recv", errno));
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        setReadNeedsWritable(stream_->waitsForWritable(false));
+      } else {
+        close(stream_->failure("recv", errno));
+      }
       return;
     }
+    if (readNeedsWritable_) setReadNeedsWritable(false);
     budget -= std::min(budget, static_cast<size_t>(n));
     try {
       if (decoder_.commit(static_cast<size_t>(n))) dispatch(decoder_.take());

@@ -82,7 +82,9 @@ class Connection : public EventHandler, public std::enable_shared_from_this<Conn
   void handleWritable();
   // Writes queued frames until EAGAIN; false (with *error) when the socket failed. Needs writeMu_.
   bool flushLocked(std::string* error);
-  void setWantWriteLocked(bool want);
+  // EPOLLOUT is wanted while queued frames wait for a writable socket or a read waits for one (TLS).
+  void updateInterestLocked();
+  void setReadNeedsWritable(bool need);
   void dispatch(Frame&& frame);
 
   EventLoop& loop_;
@@ -99,6 +101,9 @@ class Connection : public EventHandler, public std::enable_shared_from_this<Conn
   std::deque<Bytes> outQ_;
   size_t outOffset_ = 0;  // bytes of outQ_.front() already written
   bool wantWrite_ = false;
+  bool writeBlocked_ = false;                   // queued frames wait for a writable socket
+  std::atomic<bool> writeNeedsReadable_{false};  // queued frames wait for incoming bytes (TLS handshake)
+  std::atomic<bool> readNeedsWritable_{false};   // the last read waits for a writable socket (TLS)
   uint64_t loopId_ = 0;
 
   std::mutex pendingMu_;

@@ -6,8 +6,12 @@
 namespace fl::comm {
 
 TcpClient::TcpClient(EventLoop& loop, uint64_t maxPayload, std::string selfAddress,
-                     ConnectionListener* upstream)
-    : loop_(loop), maxPayload_(maxPayload), selfAddress_(std::move(selfAddress)), upstream_(upstream) {}
+                     ConnectionListener* upstream, std::shared_ptr<const TlsContext> tls)
+    : loop_(loop),
+      maxPayload_(maxPayload),
+      selfAddress_(std::move(selfAddress)),
+      upstream_(upstream),
+      tls_(std::move(tls)) {}
 
 std::shared_ptr<Connection> TcpClient::get(const std::string& peer, Deadline deadline) {
   std::unique_lock<std::mutex> lock(mu_);
@@ -42,8 +46,9 @@ std::shared_ptr<Connection> TcpClient::get(const std::string& peer, Deadline dea
 
 std::shared_ptr<Connection> TcpClient::connect(const std::string& peer, Deadline deadline) {
   Socket sock = Socket::connectTo(Address::parse(peer), deadline);
-  auto conn = std::make_shared<Connection>(loop_, std::make_unique<PlainStream>(std::move(sock)), peer, false,
-                                           maxPayload_, this);
+  std::unique_ptr<ByteStream> stream =
+      tls_ ? tls_->wrap(std::move(sock), peer) : std::make_unique<PlainStream>(std::move(sock));
+  auto conn = std::make_shared<Connection>(loop_, std::move(stream), peer, false, maxPayload_, this);
   FrameHeader hello;
   hello.type = FrameType::kHello;
   conn->send(encodeFrame(hello, {selfAddress_}));  // queued first, so it precedes every other frame

@@ -9,13 +9,16 @@
 
 #include "communicator/connection.h"
 #include "communicator/event_loop.h"
+#include "communicator/tls_stream.h"
 
 namespace fl::comm {
 
 class TcpClient : public ConnectionListener {
  public:
-  // `selfAddress` is sent in the hello frame so peers can name us by our listening address.
-  TcpClient(EventLoop& loop, uint64_t maxPayload, std::string selfAddress, ConnectionListener* upstream);
+  // `selfAddress` is sent in the hello frame so peers can name us by our listening address. With `tls`,
+  // every outbound connection is mutual TLS.
+  TcpClient(EventLoop& loop, uint64_t maxPayload, std::string selfAddress, ConnectionListener* upstream,
+            std::shared_ptr<const TlsContext> tls = nullptr);
 
   // The live connection to `peer`, connecting first if needed. Throws TimeoutError past `deadline`,
   // IoError when refused or after closeAll().
@@ -37,6 +40,7 @@ class TcpClient : public ConnectionListener {
   const uint64_t maxPayload_;
   const std::string selfAddress_;
   ConnectionListener* upstream_;
+  std::shared_ptr<const TlsContext> tls_;
   std::mutex mu_;
   std::condition_variable connected_;
   bool closed_ = false;

@@ -12,12 +12,13 @@ constexpr int kBacklog = 1024;
 }  // namespace
 
 TcpServer::TcpServer(EventLoop& loop, const Address& bindAddr, size_t maxConnections, uint64_t maxPayload,
-                     ConnectionListener* upstream)
+                     ConnectionListener* upstream, std::shared_ptr<const TlsContext> tls)
     : loop_(loop),
       listener_(Socket::listenOn(bindAddr, kBacklog)),
       maxConnections_(maxConnections),
       maxPayload_(maxPayload),
-      upstream_(upstream) {
+      upstream_(upstream),
+      tls_(std::move(tls)) {
   address_ = listener_.localAddress();
   address_.host = bindAddr.host;  // keep the caller's spelling ("localhost" stays "localhost")
 }
@@ -34,8 +35,16 @@ void TcpServer::onEvents(uint32_t) {
                    __LINE__, peer.toString().c_str(), maxConnections_);
       continue;  // the Socket destructor closes it
     }
-    auto conn = std::make_shared<Connection>(loop_, std::make_unique<PlainStream>(std::move(sock)),
-                                             peer.toString(), true, maxPayload_, this);
+    std::string name = peer.toString();
+    std::unique_ptr<ByteStream> stream;
+    try {
+      stream = tls_ ? tls_->wrap(std::move(sock), name) : std::make_unique<PlainStream>(std::move(sock));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "[%s:%d] WARN connection from %s dropped: %s\n", __FILE__, __LINE__, name.c_str(),
+                   e.what());
+      continue;
+    }
+    auto conn = std::make_shared<Connection>(loop_, std::move(stream), name, true, maxPayload_, this);
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (closing_) return;

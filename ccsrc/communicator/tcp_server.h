@@ -10,6 +10,7 @@
 #include "communicator/connection.h"
 #include "communicator/event_loop.h"
 #include "communicator/socket.h"
+#include "communicator/tls_stream.h"
 
 namespace fl::comm {
 
@@ -18,8 +19,9 @@ class TcpServer : public EventHandler,
                   public std::enable_shared_from_this<TcpServer> {
  public:
   // Binds and listens at once so the port is known before start; connections wait in the backlog.
+  // With `tls`, every inbound connection is mutual TLS.
   TcpServer(EventLoop& loop, const Address& bindAddr, size_t maxConnections, uint64_t maxPayload,
-            ConnectionListener* upstream);
+            ConnectionListener* upstream, std::shared_ptr<const TlsContext> tls = nullptr);
 
   const Address& address() const { return address_; }
   void attach();
@@ -38,6 +40,7 @@ class TcpServer : public EventHandler,
   const size_t maxConnections_;
   const uint64_t maxPayload_;
   ConnectionListener* upstream_;
+  std::shared_ptr<const TlsContext> tls_;
   uint64_t loopId_ = 0;
   std::atomic<size_t> live_{0};
   std::mutex mu_;

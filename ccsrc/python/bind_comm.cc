@@ -37,8 +37,20 @@ class BytesView {
 
 py::bytes toPy(const comm::Bytes& b) { return py::bytes(b.data.get(), b.size); }
 
+std::string tlsItem(const py::dict& tls, const char* key, bool required) {
+  if (!tls.contains(key)) {
+    if (required) throw py::value_error(std::string("tls needs '") + key + "'");
+    return "";
+  }
+  py::object v = tls[key];
+  if (py::isinstance<py::bytes>(v)) return std::string(v.cast<py::bytes>());
+  return v.cast<std::string>();
+}
+
+// tls: None, or {"server_cert", "server_key", "client_cert", "client_key" (PEM), "ca_file", "crl_file",
+// "ciphers"}. The key texts are wiped from the options once the TLS contexts hold them.
 std::unique_ptr<Communicator> make(const std::string& ip, int port, size_t maxConnections,
-                                   uint64_t maxFrameBytes) {
+                                   uint64_t maxFrameBytes, const py::object& tls) {
   if (port < 0 || port > 65535) {
     throw py::value_error("port must be between 0 and 65535 (got " + std::to_string(port) + ")");
   }
@@ -47,7 +59,23 @@ std::unique_ptr<Communicator> make(const std::string& ip, int port, size_t maxCo
   o.port = static_cast<uint16_t>(port);
   o.maxConnections = maxConnections;
   o.maxFrameBytes = maxFrameBytes;
-  return std::make_unique<Communicator>(o);
+  if (!tls.is_none()) {
+    py::dict d = tls.cast<py::dict>();
+    o.tls.server = {tlsItem(d, "server_cert", true), tlsItem(d, "server_key", true)};
+    o.tls.client = {tlsItem(d, "client_cert", true), tlsItem(d, "client_key", true)};
+    o.tls.caFile = tlsItem(d, "ca_file", true);
+    o.tls.crlFile = tlsItem(d, "crl_file", false);
+    o.tls.ciphers = tlsItem(d, "ciphers", false);
+    if (o.tls.caFile.empty()) throw py::value_error("tls needs a non-empty 'ca_file'");
+  }
+  try {
+    auto c = std::make_unique<Communicator>(o);
+    o.tls.wipeKeys();
+    return c;
+  } catch (...) {
+    o.tls.wipeKeys();
+    throw;
+  }
 }
 
 py::bytes request(Communicator& c, const std::string& peer, uint32_t msgType, const py::object& payload,
@@ -114,8 +142,10 @@ void BindComm(py::module_& m) {
   py::class_<Communicator> c(m, "Communicator",
                              "TCP endpoint of one node: request/reply, broadcast and all-reduce with peers.");
   c.def(py::init(&make), py::arg("ip") = "127.0.0.1", py::arg("port") = 0, py::arg("max_connections") = 10000,
-        py::arg("max_frame_bytes") = (uint64_t{1} << 31) - 1,
-        "Binds and listens at once (port 0 picks a free port); start() launches the I/O thread.");
+        py::arg("max_frame_bytes") = (uint64_t{1} << 31) - 1, py::arg("tls") = py::none(),
+        "Binds and listens at once (port 0 picks a free port); start() launches the I/O thread. With tls "
+        "(a dict of PEM texts and CA/CRL files, see comm.tls_options), every link is mutual TLS.");
+  c.def_property_readonly("tls", &Communicator::tls, "True when every link is mutual TLS.");
   c.def_property_readonly("port", &Communicator::port);
   c.def_property_readonly("address", &Communicator::address, "\"ip:port\" peers use to reach us.");
   c.def_property_readonly("running", &Communicator::running);

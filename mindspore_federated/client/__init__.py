@@ -7,7 +7,7 @@ _EXPORTS = {
     "HttpStatusError": "device", "TransportError": "device", "DeadlineExceeded": "device",
     "ResponseCode": "messages", "CompressType": "messages", "PlainTextReply": "messages",
     "FLPlanInfo": "messages", "QuantFeature": "messages",
-    "quant_decode": "messages", "quant_encode": "messages",
+    "quant_decode": "messages", "quant_encode": "messages", "DeviceIdentity": "identity",
 }
 
 __all__ = list(_EXPORTS)

@@ -194,15 +194,18 @@ class Device:
       None: aiohttp's default (the system's CAs).
     upload_compress: True encodes uploads as DIFF_SPARSE_QUANT when startFLJob advertises it (as the Java
       client does); False (default) always uploads plain feature maps, which servers accept either way.
+    identity: a client.identity.DeviceIdentity for servers with client_verify.pki_verify: startFLJob carries
+      its certificates and signature, updateModel its signature, and fl_id defaults to the identity's.
     """
 
     def __init__(self, servers, fl_name, *, fl_id=None, data_size=1, eval_data_size=0, url_prefix="",
                  session=None, limiter=None, policy=None, upload_weighted=True, download_compress_types=(),
                  file_identifier=False, rng=None, drop_at=None, dp_noise=False, ssl_context=None,
-                 upload_compress=False):
+                 upload_compress=False, identity=None):
         self.servers = _normalise_servers(servers)
         self.fl_name = fl_name
-        self.fl_id = fl_id or f"device-{uuid.uuid4().hex}"
+        self.identity = identity
+        self.fl_id = fl_id or (identity.fl_id if identity is not None else f"device-{uuid.uuid4().hex}")
         self.data_size = int(data_size)
         self.eval_data_size = int(eval_data_size)
         self.url_prefix = url_prefix
@@ -421,10 +424,11 @@ class Device:
 
     async def _start_fl_job(self, outcome, deadline):
         """startFLJob with retries; records the iteration and plan in `outcome`."""
+        proof = self.identity.start_fields(self.fl_id) if self.identity is not None else {}
         body = msg.build_start_fl_job(self.fl_name, self.fl_id, self.iteration, self.data_size,
                                       eval_data_size=self.eval_data_size,
                                       download_compress_types=self.download_compress_types,
-                                      file_identifier=self.file_identifier)
+                                      file_identifier=self.file_identifier, **proof)
         reply = await self._call("startFLJob", body, outcome, deadline)
         outcome.iteration = self.iteration = reply.iteration
         outcome.fl_plan = reply.fl_plan
@@ -438,15 +442,17 @@ class Device:
             scale = np.float32(self.data_size)
             weights = {name: msg.as_float32_vector(w) * scale for name, w in weights.items()}
         weights = privacy.mask(weights)
+        signed = self.identity.round_fields(self.iteration) if self.identity is not None else {}
         if compress is None:
             return msg.build_update_model(self.fl_name, self.fl_id, self.iteration, weights, upload_loss=loss,
-                                          upload_accuracy=accuracy, file_identifier=self.file_identifier, **extra)
+                                          upload_accuracy=accuracy, file_identifier=self.file_identifier,
+                                          **extra, **signed)
         base, rate = compress
         names, coded = diff_sparse_quant_encode(weights, base, self.data_size, self.iteration, rate)
         return msg.build_update_model(
             self.fl_name, self.fl_id, self.iteration, {}, upload_loss=loss, upload_accuracy=accuracy,
             compressed_features=coded, upload_compress_type=msg.CompressType.DIFF_SPARSE_QUANT,
-            upload_sparse_rate=rate, name_vec=names, file_identifier=self.file_identifier)
+            upload_sparse_rate=rate, name_vec=names, file_identifier=self.file_identifier, **signed)
 
     async def _fetch_model(self, outcome, deadline):
         body = msg.build_get_model(self.fl_name, outcome.iteration,

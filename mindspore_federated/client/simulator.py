@@ -78,6 +78,9 @@ def parse_args(argv=None):
     p.add_argument("--dropouts", type=int, default=0, help="devices per iteration that drop out (see --drop-at)")
     p.add_argument("--drop-at", choices=PHASES, default="getSecrets",
                    help="the phase after which the --dropouts devices stop (default: before uploading)")
+    p.add_argument("--equip-ca", nargs=2, metavar=("CERT_PEM", "KEY_PEM"),
+                   help="for servers with client_verify.pki_verify: an equipment CA (certificate and "
+                        "unencrypted key) that issues every device its own certificate; devices then sign")
     return p.parse_args(argv)
 
 
@@ -270,16 +273,31 @@ async def run_device(device, opts, stats):
     _record(stats, outcome, model_ok)
 
 
+def _identities(opts, index, token):
+    """One signing identity per device under --equip-ca (their fl_ids are then the certificates' hashes)."""
+    if not opts.equip_ca:
+        return [None] * opts.devices
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from mindspore_federated.client.identity import load_equip_ca, mint_identity
+
+    cert, key = load_equip_ca(*opts.equip_ca)
+    shared = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # one attestation key for all
+    return [mint_identity(cert, key, f"sim-{token}-{index}-{i}", attestation_key=shared)
+            for i in range(opts.devices)]
+
+
 def _make_devices(opts, index, sessions, limiter, policy, token):
     compress = (CompressType.QUANT,) if opts.quant or opts.compress else ()
     # the cipher rounds wait for the other devices: none may wait for a slot held by one that waits
     limiter = None if opts.encrypt in PAIRWISE else limiter
-    return [Device(opts.servers, opts.fl_name, fl_id=f"sim-{token}-{index}-{i}", data_size=opts.data_size,
-                   url_prefix=opts.url_prefix, session=sessions[i % len(sessions)], limiter=limiter,
-                   policy=policy, download_compress_types=compress, file_identifier=opts.file_identifier,
-                   upload_compress=opts.compress, drop_at=opts.drop_at if i < opts.dropouts else None,
-                   dp_noise=opts.encrypt == "DP_ENCRYPT")
-            for i in range(opts.devices)]
+    identities = _identities(opts, index, token)
+    return [Device(opts.servers, opts.fl_name, fl_id=None if ident else f"sim-{token}-{index}-{i}",
+                   data_size=opts.data_size, url_prefix=opts.url_prefix, session=sessions[i % len(sessions)],
+                   limiter=limiter, policy=policy, download_compress_types=compress,
+                   file_identifier=opts.file_identifier, upload_compress=opts.compress, identity=ident,
+                   drop_at=opts.drop_at if i < opts.dropouts else None, dp_noise=opts.encrypt == "DP_ENCRYPT")
+            for i, ident in enumerate(identities)]
 
 
 async def run_one_iteration(opts, index, sessions, limiter, stderr, token):

@@ -291,6 +291,11 @@ _SCHEMA = (
     _E("client.http_engine", str, "HTTP server of the device API: 'fast' (a lean HTTP/1.1 protocol, about half "
        "the CPU per request) or 'aiohttp' (ours, not the reference's)", default="fast",
        choices=("fast", "aiohttp")),
+    # ---- observability and management-plane access (ours, not the reference's; issue 17) ----
+    _E("metrics.path", str, "Path of the Prometheus endpoint on every server's device port and on the "
+       "scheduler's REST port (empty: no endpoint)", default="/metrics", common=True),
+    _E("manage.token", str, "Bearer token the scheduler's REST API, dashboard data and /metrics require "
+       "(empty: none); the environment variable MSF_MANAGE_TOKEN, when set, wins", default="", common=True),
 )
 del _E
 
@@ -308,6 +313,8 @@ SECTION_HELP = {
     "compression": "Model compression",
     "client_verify": "Device certificate verification (PKI) and replay protection",
     "client": "Training plan sent to devices, and connection limits",
+    "metrics": "Prometheus metrics (issue 17)",
+    "manage": "Access to the scheduler's management plane (issue 17)",
 }
 
 # Hyper-param JSON keys (spec §1.10), in order -> config key; None = computed.

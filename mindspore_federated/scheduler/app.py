@@ -6,7 +6,10 @@ from redis.exceptions import RedisError
 
 from mindspore_federated import log
 from mindspore_federated.errors import SCHED_CACHE, SCHED_STATE_INNER
+from mindspore_federated.metrics.registry import CONTENT_TYPE, metrics_path, render
 from mindspore_federated.scheduler import handlers
+from mindspore_federated.scheduler.access import access_middleware
+from mindspore_federated.scheduler.dashboard import OVERVIEW_PATH, add_dashboard_routes
 from mindspore_federated.scheduler.validation import ApiError, parse_json_object, read_body
 
 LOG = log.get_logger("mindspore_federated.scheduler")
@@ -88,16 +91,33 @@ async def handle_scale_in(request):
     return ok(await handlers.scale_in(_ctx(request), body))
 
 
+async def handle_metrics(_request):
+    return web.Response(body=render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def handle_overview(request):
+    """The dashboard's data: the watch's latest view of the cluster and its timeline of iterations."""
+    watch = request.app[SCHEDULER].watch
+    return ok(watch.overview() if watch is not None else {"cluster": {}, "iterations": []})
+
+
 ROUTES = {"/state": handle_state, "/enableFLS": handle_enable, "/disableFLS": handle_disable,
           "/newInstance": handle_new_instance, "/queryInstance": handle_query_instance,
           "/nodes": handle_nodes, "/scaleout": handle_scale_out, "/scalein": handle_scale_in}
 
 
 def build_app(scheduler) -> web.Application:
-    """The aiohttp app over `scheduler`: every route for GET and POST (the method is not checked)."""
-    app = web.Application(middlewares=[error_middleware])
+    """The aiohttp app over `scheduler`: every route for GET and POST (the method is not checked), behind the
+    management token when one is set; plus /metrics (metrics.path) and the dashboard (issue 17)."""
+    token = getattr(scheduler, "token", "")
+    app = web.Application(middlewares=[access_middleware(token, set(ROUTES) | {OVERVIEW_PATH}), error_middleware])
     app[SCHEDULER] = scheduler
     for path, handler in ROUTES.items():
         app.router.add_route("GET", path, handler)
         app.router.add_route("POST", path, handler)
+    app.router.add_get(OVERVIEW_PATH, handle_overview)
+    add_dashboard_routes(app, bool(token))
+    path = metrics_path(scheduler.config)
+    if path:
+        app.router.add_get(path, handle_metrics)
     return app

@@ -1,5 +1,6 @@
 """The scheduler role: connects the cluster state, serves the REST app, stays registered until stopped."""
 import asyncio
+import ipaddress
 import os
 import signal
 import threading
@@ -11,10 +12,13 @@ from redis.exceptions import RedisError
 from mindspore_federated import log
 from mindspore_federated.errors import SCHED_BIND_FAILED as BIND_FAILED
 from mindspore_federated.errors import SCHED_CACHE_START as CACHE_START
+from mindspore_federated.errors import SCHED_OPEN_BIND as OPEN_BIND
 from mindspore_federated.errors import ConfigError, StateError
+from mindspore_federated.scheduler.access import manage_token
 from mindspore_federated.scheduler.app import build_app
 from mindspore_federated.scheduler.handlers import Context
 from mindspore_federated.scheduler.validation import MAX_BODY, validate_manage_address
+from mindspore_federated.scheduler.watch import ClusterWatch
 from mindspore_federated.state.clients import RedisSettings, make_client, startup_failure
 from mindspore_federated.state.keys import Keys
 from mindspore_federated.state.redis_state import RedisClusterState
@@ -26,6 +30,13 @@ LOG = log.get_logger("mindspore_federated.scheduler")
 DEFAULT_MANAGE_ADDRESS = "127.0.0.1:11202"
 REGISTRATION_REFRESH_S = 1.0
 DEFAULT_GLOBAL_WINDOW_MS = 3600000
+
+
+def is_loopback(ip) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return ip == "localhost"
 
 
 def redis_client(cfg):
@@ -68,6 +79,8 @@ class Scheduler:
         self.context = None
         self._runner = None
         self._refresh = None
+        self.token = manage_token(self.config)   # '' : the management plane is open (bound to loopback)
+        self.watch = None                         # the cluster watch of the dashboard and the metrics
 
     # ---- app ------------------------------------------------------------------------------------
     def build_app(self) -> web.Application:
@@ -83,6 +96,7 @@ class Scheduler:
         """Serves from `state` (any ClusterState backend)."""
         self.state = state
         self.context = Context(state, self.node_id)
+        self.watch = ClusterWatch(state)
 
     def _global_window_ms(self):
         try:
@@ -109,6 +123,9 @@ class Scheduler:
             raise
         await self._register()
         self._refresh = asyncio.create_task(self._refresh_registration())
+        self.watch.start()
+        if not self.token and not is_loopback(self.ip):
+            LOG.warning(OPEN_BIND.format(address=self.address))
         LOG.info("scheduler of %s listening on %s", self.keys.fl_name, self.address)
         print(f"READY scheduler {self.address}", flush=True)
 
@@ -154,6 +171,8 @@ class Scheduler:
 
     async def stop(self):
         """Stops serving, deregisters (best effort, bounded) and closes the state."""
+        if self.watch is not None:
+            await self.watch.stop()
         if self._refresh:
             self._refresh.cancel()
             await asyncio.gather(self._refresh, return_exceptions=True)
@@ -167,7 +186,7 @@ class Scheduler:
             except (TimeoutError, RedisError, OSError):
                 LOG.warning("could not deregister %s from Redis", self.node_id)
             await self.state.aclose()
-            self.state = self.context = self.redis = None
+            self.state = self.context = self.redis = self.watch = None
 
     async def serve(self, stop_event=None, install_signals=True):
         """Serves until `stop_event` is set or SIGTERM/SIGINT arrives."""

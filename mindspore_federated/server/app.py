@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from mindspore_federated import errors
 from mindspore_federated.address import split_host_port
 from mindspore_federated.log import apply_config, get_logger, set_node
+from mindspore_federated.metrics import server as server_metrics
 from mindspore_federated.server.capabilities import check_hyper_params
 from mindspore_federated.server.device_api import DeviceApi, max_body_bytes
 from mindspore_federated.server.http_app import AiohttpDeviceServer
@@ -52,12 +53,13 @@ class ServerApp:
     """Runs one server until SIGTERM/SIGINT (or a scale-in request)."""
 
     def __init__(self, cfg, http_address, tcp_ip, checkpoint_dir, feature_map, callback=None, node_id=None,
-                 recovery_file=None, device_tls=None):
+                 recovery_file=None, device_tls=None, peer_tls=None):
         from mindspore_federated.recovery import RecoveryFile
 
         self.recovery = RecoveryFile(recovery_file) if recovery_file else None
         remembered = self.recovery.load().get("node_id") if self.recovery else None
         self.node_id = node_id or os.environ.get("MS_NODE_ID") or remembered or None
+        self._peer_tls = peer_tls  # tls.peer_link_options(...) or None, handed to the communicator once
         self.cfg = cfg
         self.http_address = http_address
         self.tcp_ip = tcp_ip
@@ -197,7 +199,8 @@ class ServerApp:
             except RedisError as exc:
                 raise errors.FederatedError(f"{errors.START_INSTANCE}: {exc}") from None
             self._peers = Peers(self.tcp_ip, self.cfg.client.connection_num,
-                                max_frame_bytes(spec))
+                                max_frame_bytes(spec), tls=self._peer_tls)
+            self._peer_tls = None  # the keys now live in the communicator only
             node = self.node = ServerNode(self.cfg, state, spec, initial, self.http_address, self._peers,
                                           self, self.node_id)
             self._peers.serve(node)
@@ -262,7 +265,9 @@ class ServerApp:
         """Serves until a stop is requested, then drains while still a cluster member: devices are turned
         away (safe mode), in-flight requests finish, and an aggregation this server holds updates for is
         completed (the loops keep running, so the aggregation event and the iteration switch arrive)."""
-        for loop_coro in (node.sync_loop(), node.event_loop(), self._rate_loop()):
+        server_metrics.bind(node.ctx)
+        for loop_coro in (node.sync_loop(), node.event_loop(), self._rate_loop(),
+                          server_metrics.ENGINE.refresh_loop(node.ctx)):
             node.spawn(loop_coro)
         await self._stop.wait()
         node.ctx.leaving = True
@@ -301,6 +306,7 @@ class ServerApp:
 
     # ---- hooks called by the engine ----------------------------------------------------------------
     async def iteration_finished(self, ctx, iteration, stats, success, reason):
+        server_metrics.ENGINE.iteration_finished(stats, success)
         inst = ctx.inst
         try:
             await ctx.state.put_summary(inst, iteration, ctx.node_id, stats.to_dict())

@@ -4,16 +4,10 @@ from mindspore_federated import errors
 # YAML key -> {configured value: what it asks for}. The issue that builds a feature deletes its row here,
 # in the same commit that makes the server honour it; nothing else gates these features.
 NOT_BUILT = {
-    "client_verify.pki_verify": {True: "device certificate verification (client_verify.pki_verify: true)"},
-    # HTTPS on the device API and TLS + AUTH to Redis are built (issue 14 items 1, 3); mutual TLS between
-    # servers is not: the row goes when the inter-server link speaks it.
-    "enable_ssl": {True: "mutual TLS on the inter-server link (enable_ssl: true)"},
 }
 
 # The same settings under their names in the cluster's hyper-params (what servers share through Redis).
 HYPER_PARAM_NAMES = {
-    "pki_verify": "client_verify.pki_verify",
-    "enable_ssl": "enable_ssl",
 }
 
 

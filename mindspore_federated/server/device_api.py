@@ -3,12 +3,16 @@ availability gate, C++ verification, the round, and the mapping of every failure
 import asyncio
 import collections
 import json
+from time import perf_counter
 
 from redis.exceptions import RedisError
 
 from mindspore_federated import _core, errors
 from mindspore_federated.log import get_logger
-from mindspore_federated.server import round_table
+from mindspore_federated.metrics import registry as metrics_registry
+from mindspore_federated.metrics.server import RoundMetrics
+from mindspore_federated.server import round_table, signed_rounds
+from mindspore_federated.server.pki import DeviceVerifier
 
 logger = get_logger(__name__)
 
@@ -95,6 +99,15 @@ class DeviceApi:
         self.routes = ServedRoutes(self.ctx, {prefix + r.name: r.name for r in round_table.ROUNDS})
         self._rounds = round_table.BY_NAME
         self._gate = node.gate
+        # client_verify.pki_verify: every signed round is checked before its handler (server/signed_rounds.py)
+        cfg = node.ctx.cfg
+        self.pki = DeviceVerifier.from_config(cfg) if cfg["client_verify.pki_verify"] else None
+        self._metrics = {r.name: RoundMetrics(r.name) for r in round_table.ROUNDS}
+        self.metrics_path = metrics_registry.metrics_path(node.ctx.cfg) or None  # None: no /metrics
+
+    def metrics(self):
+        """The process's Prometheus metrics (text format)."""
+        return metrics_registry.render()
 
     def route(self, path):
         """Round name of a request path, or None (a cipher round the cluster's encrypt type does not run)."""
@@ -108,9 +121,11 @@ class DeviceApi:
     def handle(self, name, body):
         """The reply to a (non-empty) body of round `name`: bytes when it is known at once (gate, verification,
         the synchronous rounds), else a coroutine that returns them. Never raises for anything a device sends."""
+        start = perf_counter()
         ctx = self.ctx
         rnd = self._rounds[name]
         ctx.hooks.record_traffic(len(body), 0)
+        self._metrics[name].received.inc(len(body))
         blocked = self._gate.check(rnd.read_only)
         if blocked is not None:
             return blocked.encode()
@@ -118,28 +133,48 @@ class DeviceApi:
             if rnd.total:
                 ctx.stats.count_reply(rnd.total)
             return rnd.bad_body(self.host)
+        if self.pki is not None and rnd.signed is not None:
+            return self._run_signed(rnd, body, start)
         if rnd.is_async:
-            return self._run_async(rnd, body)
+            return self._run_async(rnd, body, start)
         ctx.inflight += 1
         try:
-            return self._finish(rnd, rnd.handler(self.host, body))
+            return self._finish(rnd, start, rnd.handler(self.host, body))
         except Exception as exc:  # noqa: BLE001 - any bug must become an error reply, not a dropped connection
-            return self._finish(rnd, None, exc)
+            return self._finish(rnd, start, None, exc)
         finally:
             ctx.inflight -= 1
 
-    async def _run_async(self, rnd, body):
+    async def _run_async(self, rnd, body, start):
         ctx = self.ctx
         ctx.inflight += 1
         try:
-            return self._finish(rnd, await rnd.handler(self.host, body))
+            return self._finish(rnd, start, await rnd.handler(self.host, body))
         except Exception as exc:  # noqa: BLE001 - as above
-            return self._finish(rnd, None, exc)
+            return self._finish(rnd, start, None, exc)
         finally:
             ctx.inflight -= 1
 
-    def _finish(self, rnd, reply, exc=None):
-        """Maps a round's result (or exception) to the reply bytes and counts them."""
+    async def _run_signed(self, rnd, body, start):
+        """The PKI step, then the round (a refusal counts in the round's total like a rejected body)."""
+        ctx = self.ctx
+        ctx.inflight += 1
+        try:
+            refusal = await signed_rounds.check(self.host, self.pki, rnd, body)
+            if refusal is not None:
+                if rnd.total:
+                    ctx.stats.count_reply(rnd.total)
+                return self._finish(rnd, start, refusal)
+            reply = rnd.handler(self.host, body)
+            return self._finish(rnd, start, await reply if rnd.is_async else reply)
+        except Exception as exc:  # noqa: BLE001 - as above
+            return self._finish(rnd, start, None, exc)
+        finally:
+            ctx.inflight -= 1
+
+    def _finish(self, rnd, start, reply, exc=None):
+        """Maps a round's result (or exception) to the reply bytes and counts them (and the round's time since
+        `start`)."""
         if exc is None:
             reply = reply if reply is not None else rnd.bad_body(self.host)
         elif isinstance(exc, errors.Unavailable):
@@ -152,4 +187,7 @@ class DeviceApi:
             logger.error("%s failed", rnd.name, exc_info=exc)
             reply = errors.INNER_ERROR.encode()
         self.ctx.hooks.record_traffic(0, len(reply))
+        metrics = self._metrics[rnd.name]
+        metrics.sent.inc(len(reply))
+        metrics.latency.observe(perf_counter() - start)
         return reply

@@ -5,6 +5,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from mindspore_federated.log import get_logger
+from mindspore_federated.metrics.registry import CONTENT_TYPE
 from mindspore_federated.server.device_api import ERROR_JSON, HEALTH_PATH, UPLOAD_ROUNDS
 from mindspore_federated.server.http_fast import LISTEN_BACKLOG, raise_nofile_limit
 
@@ -107,6 +108,11 @@ def build_app(api):
         return web.Response(body=api.health(), content_type="application/json")
 
     app.router.add_get(HEALTH_PATH, healthz)
+    if api.metrics_path:
+        async def metrics(_request):
+            return web.Response(body=api.metrics(), headers={"Content-Type": CONTENT_TYPE})
+
+        app.router.add_get(api.metrics_path, metrics)
     return app
 
 

@@ -17,6 +17,7 @@ import socket
 import time
 
 from mindspore_federated.log import get_logger
+from mindspore_federated.metrics.registry import CONTENT_TYPE_BYTES
 from mindspore_federated.server.device_api import ERROR_JSON
 from mindspore_federated.server.http_wire import (
     CONTINUE,
@@ -31,6 +32,7 @@ from mindspore_federated.server.http_wire import (
 )
 
 logger = get_logger(__name__)
+PROMETHEUS = CONTENT_TYPE_BYTES
 
 IDLE_TIMEOUT_S = 75.0       # no byte received while waiting for (or reading) a request
 SWEEP_S = 5.0
@@ -195,6 +197,9 @@ class _Connection(asyncio.BufferedProtocol):
         del self.buf[:end + 4]
         self.req = req
         if req.name is None:
+            if req.path == self.api.metrics_path:  # Prometheus scrape (metrics.path), answered at once
+                self._finish(200, PROMETHEUS, self.api.metrics())
+                return self.state == _HEAD
             self._finish(404, TEXT, b"Not Found", close=True)
             return False
         if req.name == "":

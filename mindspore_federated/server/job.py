@@ -65,6 +65,8 @@ def run_server(yaml_config, http_server_address, tcp_server_ip, checkpoint_dir, 
     from mindspore_federated.recovery import load_json_config, recovery_path
     from mindspore_federated.server.app import ServerApp
     from mindspore_federated.server.capabilities import check_config
+    from mindspore_federated.server.pki import DeviceVerifier
+    from mindspore_federated.tls import peer_link_options
 
     setup(role="server")
     cfg = load_config(yaml_config, role="server")
@@ -74,7 +76,11 @@ def run_server(yaml_config, http_server_address, tcp_server_ip, checkpoint_dir, 
         cfg = cfg.with_overrides(merged)
     check_address(http_server_address, "http_server_address")
     check_config(cfg)  # refuses what is configured but not built yet (before any TLS material is read)
+    if cfg["client_verify.pki_verify"]:
+        DeviceVerifier.from_config(cfg)  # the roots (and CRL) must exist and load before anything starts
     device_tls = device_api_tls(cfg, ssl_config)  # before anything touches the cluster
+    # mutual TLS between servers: the PKCS#12 files are read (and their passwords checked) before start-up
+    peer_tls = peer_link_options(cfg, ssl_config) if cfg.enable_ssl else None
     fm = None if feature_map is None else _feature_map_from(feature_map)
     if fm is not None and len(fm) > 0:
         fm = _apply_recovery_checkpoint(fm, checkpoint_dir, cfg.fl_name)
@@ -85,7 +91,7 @@ def run_server(yaml_config, http_server_address, tcp_server_ip, checkpoint_dir, 
         os.makedirs(checkpoint_dir, exist_ok=True)
     recovery = recovery_path(json_config, http_server_address)
     ServerApp(cfg, http_server_address, tcp_server_ip, checkpoint_dir, fm, callback,
-              node_id=node_id, recovery_file=recovery, device_tls=device_tls).run()
+              node_id=node_id, recovery_file=recovery, device_tls=device_tls, peer_tls=peer_tls).run()
 
 
 def device_api_tls(cfg, ssl_config):

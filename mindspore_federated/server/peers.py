@@ -75,11 +75,10 @@ def allreduce_tag(instance, iteration):
 class Peers:
     """The node's communicator and the requests it answers."""
 
-    def __init__(self, tcp_ip, max_connections, max_frame=None):
-        if max_frame is None:
-            self.comm = comm.Communicator(tcp_ip, 0, max_connections)
-        else:
-            self.comm = comm.Communicator(tcp_ip, 0, max_connections, int(max_frame))
+    def __init__(self, tcp_ip, max_connections, max_frame=None, tls=None):
+        """`tls`: None (plain TCP) or tls.peer_link_options(...): every link is then mutual TLS."""
+        frame = int(max_frame) if max_frame is not None else comm.DEFAULT_MAX_FRAME_BYTES
+        self.comm = comm.Communicator(tcp_ip, 0, max_connections, frame, tls=tls)
         self.max_frame_bytes = max_frame
         self.comm.start()
         self.address = self.comm.address

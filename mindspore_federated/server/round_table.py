@@ -11,6 +11,7 @@ from mindspore_federated.server import hybrid_rounds, replies, rounds
 from mindspore_federated.server.engine.windows import Window
 from mindspore_federated.server.replies import REQUEST_ERROR
 from mindspore_federated.server.secagg import key_rounds, list_rounds, secret_rounds
+from mindspore_federated.server.signed_rounds import Signed
 
 
 class RoundHost(NamedTuple):
@@ -34,6 +35,8 @@ class DeviceRound:
     total:     the IterationStats counter of the round's replies, which a rejected body counts in too
     read_only: still served in safe mode and while the server stops
     upload:    the body is a model upload (admitted through the upload pool)
+    signed:    how its requests are signed (server/signed_rounds.py): with client_verify.pki_verify the
+               signature is checked before the handler runs (None: the round is not signed)
     """
 
     name: str
@@ -44,6 +47,7 @@ class DeviceRound:
     total: Optional[str] = None
     read_only: bool = False
     upload: bool = False
+    signed: Optional[Signed] = None
     is_async: bool = field(init=False)
 
     def __post_init__(self):
@@ -75,6 +79,14 @@ def _bad_metrics(host):
     return replies.push_metrics(REQUEST_ERROR)
 
 
+def _refuse_fl_job(host, retcode, reason):
+    return replies.fl_job(retcode, reason, host.ctx.iteration, host.windows.next_req_time())
+
+
+def _refuse_update(host, retcode, reason):
+    return replies.update_model(retcode, reason)  # the reference sends no next_req_time here
+
+
 def _cipher_window(name):
     """A cipher round's window: cipher_time_window from its first request; failing the iteration when the
     round's global count is still below its threshold (EngineContext.cipher_threshold_<name>)."""
@@ -84,10 +96,13 @@ def _cipher_window(name):
 ROUNDS = (
     DeviceRound("startFLJob", rounds.start_fl_job, "RequestFLJob", _bad_fl_job,
                 Window("startFLJob", "start_fl_job_time_window", "field:startFLJob", "threshold_start",
-                       opens_iteration=True), total="start_total"),
+                       opens_iteration=True), total="start_total",
+                signed=Signed("RequestFLJob", _refuse_fl_job, proves_device=True)),
     DeviceRound("updateModel", rounds.update_model, None, _bad_update,
                 Window("updateModel", "update_model_time_window", "sum", "threshold_update"),
-                total="update_total", upload=True),
+                total="update_total", upload=True,
+                signed=Signed("RequestUpdateModel", _refuse_update, failed=errors.UPDATE_SIGN_FAILED,
+                              stale=errors.UPDATE_SIGN_STALE)),
     DeviceRound("getModel", rounds.get_model, "RequestGetModel", _bad_get_model, total="get_total",
                 read_only=True),
     DeviceRound("pullWeight", hybrid_rounds.pull_weight, "RequestPullWeight", _bad_pull),

@@ -9,6 +9,7 @@ import numpy as np
 from mindspore_federated import _core, errors
 from mindspore_federated.clock import now_ms
 from mindspore_federated.errors import Unavailable
+from mindspore_federated.metrics.server import count_rejected_update, count_unverified_update
 from mindspore_federated.schema.fbs import RequestFLJob, RequestGetModel
 from mindspore_federated.server import replies
 from mindspore_federated.server.compressed import upload_compression
@@ -122,6 +123,7 @@ async def update_model(host, body):
         return None
     fields_ok, fl_id, req_iteration, loss, accuracy, sign, spans, compressed = parsed
     if not fields_ok:
+        count_unverified_update()
         return replies.update_model(REQUEST_ERROR, errors.UPDATE_VERIFY, host.windows.next_req_time())
     signds_upload = sign != 0 and ctx.cipher.mode == SIGNDS
     if signds_upload:
@@ -156,6 +158,7 @@ async def update_model(host, body):
 
 
 def _update_reject(host, outcome, local_error, fl_id, req_iteration, detail):
+    count_rejected_update(outcome, local_error)
     next_time = host.windows.next_req_time()
     if outcome is Outcome.THRESHOLD_REACHED:
         return replies.update_model(OUT_OF_TIME, errors.UPDATE_ENOUGH, next_time)

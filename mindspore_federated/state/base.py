@@ -373,3 +373,12 @@ class ClusterState(abc.ABC):
     @abc.abstractmethod
     async def leave_scale_in(self, node_id):
         """`node_id` is leaving: no longer asked to."""
+
+    # ---- device PKI (client_verify, spec §5.4) ------------------------------------------------
+    @abc.abstractmethod
+    async def put_key_attestation(self, inst, iteration, fl_id, pem: str):
+        """Keeps the key-attestation certificate of a device whose startFLJob was verified in `iteration`."""
+
+    @abc.abstractmethod
+    async def key_attestation(self, inst, iteration, fl_id) -> Optional[str]:
+        """The key-attestation certificate (PEM) stored for `fl_id` in `iteration`, or None."""

@@ -6,7 +6,6 @@ from typing import Optional
 
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.connection import Connection as SyncConnection
@@ -14,6 +13,7 @@ from redis.exceptions import AuthenticationError, ResponseError
 
 from mindspore_federated import errors
 from mindspore_federated.errors import ConfigError
+from mindspore_federated.metrics.redis_conn import CountingConnection, CountingUnixConnection
 from mindspore_federated.state.pipelined import HAVE_HIREDIS, HOT_PATH_TIMEOUT_S, PipelinedRedis
 
 PASSWORD_ENV = "MSF_REDIS_PASSWORD"
@@ -120,7 +120,7 @@ class _WithTls:
         self._server_name = server_name
 
 
-class TlsConnection(_WithTls, Connection):
+class TlsConnection(_WithTls, CountingConnection):
     """redis-py's TCP connection over our TLS context, with SNI / name check on `server_name`."""
 
     def _connection_arguments(self):
@@ -155,12 +155,14 @@ def make_client(target, timeout=2.0, max_connections=64, connect_timeout=None, r
                   username=s.username, password=s.password, db=s.db)
     _check_tls_address(s)
     if s.address.startswith("unix:"):
-        pool = aioredis.BlockingConnectionPool(connection_class=UnixDomainSocketConnection,
+        pool = aioredis.BlockingConnectionPool(connection_class=CountingUnixConnection,
                                                path=s.address[5:], **kwargs)
     else:
         host, _, port = s.address.rpartition(":")
         if s.tls:
             kwargs.update(connection_class=TlsConnection, tls_context=tls_context(s), server_name=s.server_name)
+        else:
+            kwargs["connection_class"] = CountingConnection
         pool = aioredis.BlockingConnectionPool(host=host, port=int(port), **kwargs)
     return aioredis.Redis.from_pool(pool)  # the client owns its pool: aclose() closes both
 

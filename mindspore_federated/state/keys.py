@@ -112,6 +112,10 @@ class Keys:
         """hash: fl_id -> DeviceMeta JSON {data_size, now_time, eval_data_size}."""
         return f"{self.pi(inst, iteration)}client:DeviceMetas:Hash"
 
+    def key_attestations(self, inst: str, iteration: int) -> str:
+        """hash: fl_id -> PEM of the key-attestation certificate its startFLJob proved (client_verify)."""
+        return f"{self.pi(inst, iteration)}client:KeyAttestation:Hash"
+
     def fl_set(self, inst: str, iteration: int, name: str) -> str:
         """set: fl_ids that completed round `name` this iteration."""
         return f"{self.pi(inst, iteration)}client:{name}:flSet"

@@ -401,5 +401,14 @@ class MemoryClusterState(MemoryCipherVerbs, ClusterState):
         (self.store.get(self.keys.scale_in) or set()).discard(node_id)
         self.store.drop_if_empty(self.keys.scale_in)
 
+    # ---- device PKI -----------------------------------------------------------------------------
+    async def put_key_attestation(self, inst, iteration, fl_id, pem):
+        key = self.keys.key_attestations(inst, iteration)
+        self.store.hash(key)[fl_id] = pem
+        self.store.expire(key, self.iter_ttl)
+
+    async def key_attestation(self, inst, iteration, fl_id):
+        return (self.store.get(self.keys.key_attestations(inst, iteration)) or {}).get(fl_id)
+
 
 __all__ = ["MemoryClusterState"]

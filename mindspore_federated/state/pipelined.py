@@ -2,7 +2,7 @@
 import asyncio
 import collections
 
-from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
+from redis.exceptions import AuthenticationError, NoScriptError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -10,6 +10,8 @@ try:
     import hiredis
 except ImportError:  # an optional extra ("fast"); the server then stays on redis-py
     hiredis = None
+
+from mindspore_federated.metrics.registry import HOT_COMMANDS, HOT_ERRORS, HOT_TRIPS
 
 HAVE_HIREDIS = hiredis is not None
 _hiredis_pack = getattr(hiredis, "pack_command", None)
@@ -158,6 +160,7 @@ class _Connection(asyncio.Protocol):
         buf = self.wbuf
         self.wbuf = []
         if not self.dead and buf:
+            HOT_TRIPS.inc()
             self.transport.write(buf[0] if len(buf) == 1 else b"".join(buf))
 
     def _check_deadline(self):
@@ -231,10 +234,17 @@ class PipelinedRedis:
         self._connecting = None
 
     async def execute(self, *args):
-        conn = self._conn
-        if conn is None:
-            conn = await self._connect_shared()
-        return await conn.send(args)
+        HOT_COMMANDS.inc()
+        try:
+            conn = self._conn
+            if conn is None:
+                conn = await self._connect_shared()
+            return await conn.send(args)
+        except ResponseError:
+            raise  # an error reply (NOSCRIPT: the caller loads the script and retries) is not a failure
+        except RedisError:
+            HOT_ERRORS.inc()
+            raise
 
     async def _connect_shared(self):
         """The live connection, opening one if needed; concurrent callers share one connect attempt."""

@@ -456,5 +456,16 @@ class RedisClusterState(RedisCipherVerbs, ClusterState):
     async def leave_scale_in(self, node_id):
         await self.r.srem(self.keys.scale_in, node_id)
 
+    # ---- device PKI -----------------------------------------------------------------------------
+    async def put_key_attestation(self, inst, iteration, fl_id, pem):
+        key = self.keys.key_attestations(inst, iteration)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(key, fl_id, pem)
+        pipe.expire(key, self.iter_ttl)
+        await pipe.execute()
+
+    async def key_attestation(self, inst, iteration, fl_id):
+        return _s(await self.r.hget(self.keys.key_attestations(inst, iteration), fl_id))
+
 
 __all__ = ["RedisClusterState", "RedisSubscription"]

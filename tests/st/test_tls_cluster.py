@@ -250,3 +250,54 @@ def test_scheduler_command_line_without_passwords_refuses(tmp_path, fl_name, pro
                          "--scheduler_manage_address", f"127.0.0.1:{free_port()}")
     assert sched.wait_exit(60) == ExitCode.CONFIG_ERROR
     assert errors.SCHED_SSL_NEEDS_JOB in sched.output() and "READY" not in sched.output()
+
+
+# ---- mutual TLS on the inter-server link (issue 14 item 2) --------------------------------------------------
+def test_two_servers_all_reduce_over_mutual_tls(tmp_path, fl_name, procs, pki, tls_redis):
+    """enable_ssl end to end with two servers: devices over HTTPS on both, the updates summed by the all-reduce
+    over the mutual-TLS link (the exact FedAvg on both servers); a peer whose certificate comes from another
+    CA is refused by a server's link, which logs it."""
+    from mindspore_federated import comm, tls
+    from mindspore_federated.startup.ssl_config import SSLConfig
+    from tests.utils.wait import wait_for
+
+    yaml_path = tls_yaml(tmp_path, fl_name, pki, tls_redis, threshold=4)
+    servers = [start_tls_server(procs, yaml_path, tmp_path / f"srv{i}", name=f"server{i}") for i in range(2)]
+
+    initial = {}
+
+    async def four_devices():
+        context = https_context(pki["ca"])
+
+        def trainer(delta):
+            def train(features, _plan):
+                initial.update({k: np.array(v) for k, v in features.items()})
+                return {k: v + np.float32(delta) for k, v in features.items()}
+            return train
+
+        devices = [Device(f"https://{servers[d % 2][1]}", fl_name, data_size=d + 1, ssl_context=context)
+                   for d in range(4)]  # two on each server
+        try:
+            return await asyncio.wait_for(asyncio.gather(
+                *(dev.run_iteration(trainer(d + 1)) for d, dev in enumerate(devices))), 120)
+        finally:
+            await asyncio.gather(*(dev.close() for dev in devices))
+
+    outcomes = asyncio.run(four_devices())
+    assert all(o.accepted for o in outcomes)
+    # device d uploads (w + d + 1) * (d + 1): FedAvg = w + sum((d + 1)^2) / sum(d + 1) = w + 3, on both servers
+    for name, start in initial.items():
+        for outcome in outcomes[:2]:  # one device of each server fetched the new model from it
+            np.testing.assert_allclose(outcome.model[name], start + np.float32(3.0), rtol=1e-5, atol=1e-5)
+    tcp = servers[0][0].wait_ready().split("tcp=", 1)[1].split()[0]
+    rogue_ca = TestCA("rogue-ca")  # trusts the cluster's CA, which does not trust it
+    rogue = {"ssl.server_cert_path": write_p12(tmp_path / "r_s.p12", *rogue_ca.issue("127.0.0.1"), SERVER_PW),
+             "ssl.client_cert_path": write_p12(tmp_path / "r_c.p12", *rogue_ca.issue("rogue"), CLIENT_PW),
+             "ssl.ca_cert_path": pki["ca"], "ssl.crl_path": "", "ssl.cipher_list": "",
+             "ssl.cert_expire_warning_time_in_day": 90}
+    intruder = comm.Communicator("127.0.0.1", 0, 10,
+                                 tls=tls.peer_link_options(rogue, SSLConfig(SERVER_PW, CLIENT_PW)))
+    with intruder, pytest.raises(comm.CommError):
+        intruder.request(tcp, 1, b"", 10.0)
+    wait_for(lambda: "refused: TLS handshake failed" in servers[0][0].output(), 30,
+             what="the server logging the refused peer")

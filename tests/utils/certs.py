@@ -79,6 +79,71 @@ class TestCA:
         return str(path)
 
 
+# ---- device PKI (client_verify.*): roots -> equipment CA -> equipment certificate -> key attestation -------
+def _device_cert(subject, key, issuer_name, issuer_key, *, ca=False, days=365, start_days=-1, serial=None):
+    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(issuer_name)
+               .public_key(key.public_key()).serial_number(serial or x509.random_serial_number())
+               .not_valid_before(_now() + datetime.timedelta(days=start_days))
+               .not_valid_after(_now() + datetime.timedelta(days=days))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+                              critical=False))
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                          key_encipherment=False, data_encipherment=False, key_agreement=False,
+                          encipher_only=False, decipher_only=False), critical=True)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+class DevicePKI:
+    """Two roots (the second issues the equipment CA, so "either root" is exercised), an equipment CA, and
+    device identities (client.identity.DeviceIdentity) with RSA key-attestation keys."""
+
+    __test__ = False
+
+    def __init__(self, root_cn="device-root"):
+        self.first, self.second = TestCA(root_cn + "-1"), TestCA(root_cn + "-2")
+        self.equip_ca_key = ec.generate_private_key(ec.SECP256R1())
+        self.equip_ca = _device_cert("equipment-ca", self.equip_ca_key, self.second.name, self.second.key,
+                                     ca=True)
+
+    def write_roots(self, directory):
+        """(root_first_ca_path, root_second_ca_path) written under `directory`."""
+        return self.first.write_pem(directory / "root1.pem"), self.second.write_pem(directory / "root2.pem")
+
+    def identity(self, name="device", *, equip_ca=None, equip_ca_key=None, attestation_days=365):
+        """A DeviceIdentity whose equipment certificate is issued by the equipment CA (or the given one)."""
+        from mindspore_federated.client.identity import mint_identity
+
+        return mint_identity(equip_ca or self.equip_ca, equip_ca_key or self.equip_ca_key, name,
+                             attestation_days=attestation_days)
+
+    def write_equip_ca(self, directory):
+        """(certificate, unencrypted key) PEM files of the equipment CA, for the simulator's --equip-ca."""
+        cert, key = directory / "equip_ca.pem", directory / "equip_ca.key"
+        cert.write_bytes(self.equip_ca.public_bytes(serialization.Encoding.PEM))
+        key.write_bytes(self.equip_ca_key.private_bytes(serialization.Encoding.PEM,
+                                                        serialization.PrivateFormat.PKCS8,
+                                                        serialization.NoEncryption()))
+        return str(cert), str(key)
+
+    def write_crl(self, path, identities):
+        """A CRL of the equipment CA revoking the equipment certificates of `identities`."""
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(self.equip_ca.subject)
+                   .last_update(_now() - datetime.timedelta(days=1))
+                   .next_update(_now() + datetime.timedelta(days=30)))
+        for ident in identities:
+            serial = x509.load_pem_x509_certificate(ident.equip_cert.encode()).serial_number
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial)
+                .revocation_date(_now() - datetime.timedelta(hours=1)).build())
+        crl = builder.sign(self.equip_ca_key, hashes.SHA256())
+        path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        return str(path)
+
+
 def write_p12(path, key, cert, password, chain=()):
     """A PKCS#12 file encrypted the way OpenSSL 3 does by default (AES-256, PBKDF2)."""
     path.write_bytes(pkcs12.serialize_key_and_certificates(

@@ -111,9 +111,11 @@ def health(address):
 
 # ---- the scheduler's REST API ------------------------------------------------------------------------
 
-def call(address, path, body=None):
+def call(address, path, body=None, token=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(f"http://{address}/{path}", data=data, method="POST" if data else "GET")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -121,9 +123,9 @@ def call(address, path, body=None):
         return exc.code, json.loads(exc.read())
 
 
-def start_scheduler(procs, yaml_path):
+def start_scheduler(procs, yaml_path, env=None):
     address = f"127.0.0.1:{free_port()}"
     proc = procs.python("scheduler", "-m", "mindspore_federated.scheduler", "--yaml_config", yaml_path,
-                        "--scheduler_manage_address", address)
+                        "--scheduler_manage_address", address, env=env)
     proc.wait_ready(30)
     return proc, address

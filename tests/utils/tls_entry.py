@@ -1,17 +1,10 @@
 """Test entry for enable_ssl clusters: `server` runs `python -m mindspore_federated.server`, `scheduler` runs
 FlSchedulerJob(..., ssl_config=SSLConfig(...)); PKCS#12 passwords come from MSF_SSL_SERVER_PASSWORD /
-MSF_SSL_CLIENT_PASSWORD.
-
-While capabilities.NOT_BUILT still has an `enable_ssl` row, it names only mutual TLS on the inter-server link
-(branch mtls_pki). The device API's HTTPS and TLS/AUTH to Redis that these tests exercise are built, so this
-entry lifts that one row for the test process; delete the pop when the row is gone."""
+MSF_SSL_CLIENT_PASSWORD."""
 import sys
 
 
 def main(argv):
-    from mindspore_federated.server import capabilities
-
-    capabilities.NOT_BUILT.pop("enable_ssl", None)
     role, rest = argv[0], argv[1:]
     if role == "server":
         from mindspore_federated.server import main as server_main

@@ -1,5 +1,8 @@
 """Aggregation as a pipeline of named stages (collect → all-reduce → [unmask] → average → finish)."""
+import time
 from dataclasses import dataclass, field
+
+from mindspore_federated.metrics.server import STAGE_SECONDS
 
 
 @dataclass
@@ -42,6 +45,9 @@ class AggregationPipeline:
         """Runs every stage until one returns False; returns the run (its fields say how far it got)."""
         run = AggregationRun(iteration)
         for stage in self.stages:
-            if not await stage.run(run):
+            started = time.perf_counter()
+            go_on = await stage.run(run)
+            STAGE_SECONDS.labels(stage.name).observe(time.perf_counter() - started)
+            if not go_on:
                 break
         return run

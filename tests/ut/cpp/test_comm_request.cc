@@ -10,39 +10,13 @@
 #include "common/error.h"
 #include "communicator/communicator.h"
 #include "communicator/socket.h"
+#include "responder.h"
 
 namespace {
 
 using namespace fl::comm;
+using fl::comm::test_util::Responder;
 using namespace std::chrono_literals;
-
-// Answers requests on `server` until `stop` (echo with a prefix; msg_type 99 gets an error reply).
-class Responder {
- public:
-  explicit Responder(Communicator& server) : server_(server), thread_([this] { run(); }) {}
-  ~Responder() {
-    stop_ = true;
-    thread_.join();
-  }
-
- private:
-  void run() {
-    while (!stop_) {
-      pollfd pfd{server_.fileno(), POLLIN, 0};
-      if (::poll(&pfd, 1, 20) <= 0) continue;
-      for (auto& r : server_.pollRequests(64)) {
-        if (r.msgType == 99) {
-          server_.reply(r.id, "", "boom: " + std::string(r.payload.view()));
-        } else {
-          server_.reply(r.id, "re:" + std::to_string(r.msgType) + ":" + std::string(r.payload.view()), "");
-        }
-      }
-    }
-  }
-  Communicator& server_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
 
 struct Pair : ::testing::Test {
   void SetUp() override {

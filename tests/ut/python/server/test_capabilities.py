@@ -20,13 +20,15 @@ def test_defaults_and_dp_encrypt_are_built():
 
 
 def test_every_problem_is_listed_at_once():
-    found = not_built({"encrypt.encrypt_type": "SIGNDS", "enable_ssl": True})
-    assert found == [NOT_BUILT["enable_ssl"][True]]   # every encrypt type is built (server/secagg/)
+    found = not_built({"encrypt.encrypt_type": "SIGNDS", "compression.upload_compress_type": "DIFF_SPARSE_QUANT",
+                       "enable_ssl": True, "client_verify.pki_verify": True})
+    assert found == []   # every feature is built (secure aggregation: server/secagg/)
 
 
 def test_cluster_hyper_params_are_checked_under_their_names():
     assert set(capabilities.HYPER_PARAM_NAMES.values()) == set(NOT_BUILT)
-    check_hyper_params({"encrypt_type": "NOT_ENCRYPT", "pki_verify": False}, "fl")
-    with pytest.raises(errors.NotBuiltError, match="PKI|certificate") as info:
-        check_hyper_params({"pki_verify": True}, "fl")
+    # built (issue 14): never refused
+    check_hyper_params({"encrypt_type": "NOT_ENCRYPT", "pki_verify": True, "enable_ssl": True}, "fl")
+    with pytest.raises(errors.NotBuiltError, match="SignDS") as info:
+        check_hyper_params({"encrypt_type": "SIGNDS"}, "fl")
     assert isinstance(info.value, errors.ConfigError) and "cluster fl" in str(info.value)
