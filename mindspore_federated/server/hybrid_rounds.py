@@ -14,13 +14,15 @@ def _str(value):
 
 
 def pull_weight(host, body):
+    """The devices' aggregate of the current iteration; not ready before (a server that did not aggregate
+    fetches it from a peer meanwhile, for the worker's next poll)."""
     ctx = host.ctx
     req = RequestPullWeight.RequestPullWeight.GetRootAs(body, 0)
     current = ctx.iteration
     if req.Iteration() != current:
         return replies.pull_weight(SUC_NOT_READY, errors.PULL_ITERATION.format(
             iteration=req.Iteration(), current=current), current)
-    model = ctx.store.get(current - 1)
+    model = host.lifecycle.device_model_here(current)
     if model is None:
         return replies.pull_weight(SUC_NOT_READY, errors.PULL_NOT_DONE, current)
     names = [_str(req.WeightNames(i)) for i in range(req.WeightNamesLength())] or ctx.spec.reply_order
