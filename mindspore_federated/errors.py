@@ -223,3 +223,16 @@ COMPRESS_NAME_TWICE = "weight {name!r} is named twice"
 COMPRESS_MISSING = "the updated weight of parameter {name} is missing"
 COMPRESS_DISABLED_WARNING = ("upload compression {compress} is not advertised: encrypt_type {encrypt_type} "
                              "takes uncompressed uploads only")
+
+# ---- worker (hybrid and cloud) --------------------------------------------------------------------------
+WORKER_REGISTER = "Worker {fl_id} failed to register in the cluster: {why}"
+WORKER_NO_SERVER = "No live server answered {round} within {seconds:.0f} s: {why}"
+WORKER_FINISHED = "The server's training job is disabled or finished: {round} is not served."
+WORKER_REPLY = "{round} failed: {reason}"
+WORKER_MODE = ("FederatedLearningManager: run_mode {run_mode!r} is not supported "
+               "(expected FEDERATED_LEARNING or HYBRID_TRAINING)")
+WORKER_ENCRYPT = ("the cloud worker supports encrypt_type NOT_ENCRYPT only in this build "
+                  "(STABLE_PW_ENCRYPT masks are not built yet); the YAML asks for {encrypt_type}")
+WORKER_SYNC_TYPE = "FederatedLearningManager: sync_type must be 'fixed' or 'adaptive', got {sync_type!r}"
+WORKER_ARG = "FederatedLearningManager: {name} must be {what}, got {value!r}"
+WORKER_NO_PARAMS = "FederatedLearningManager: the network has no parameters to synchronise"
