@@ -47,7 +47,8 @@ async def push_weight(host, body):
         name, data = _str(fm.WeightFullname()), fm.DataAsNumpy()
         if name in ctx.spec.sizes and not isinstance(data, int) and data.size == ctx.spec.sizes[name]:
             pushed[name] = data
-    if not host.lifecycle.push_model(current, pushed):
+    claimed = await host.state.claim(ctx.inst, current, "pushWeight", ctx.node_id)
+    if claimed != ctx.node_id or ctx.iteration != current or not host.lifecycle.push_model(current, pushed):
         return replies.push_weight(SUCCEED, errors.PUSH_FINISHED.format(iteration=current), current)
     return replies.push_weight(SUCCEED, errors.PUSH_SUCCESS, current)
 

@@ -224,6 +224,10 @@ class ClusterState(abc.ABC):
         """Every registered worker as NodeInfo, by id."""
 
     @abc.abstractmethod
+    async def claim(self, inst, iteration, name, node_id) -> str:
+        """The first node id to claim `name` in `iteration` (this one if nobody did before)."""
+
+    @abc.abstractmethod
     async def worker_heartbeat(self, inst, fl_id):
         """A worker's 1 s beat: its entry in the worker registry and its 10 s heartbeat key; entries of
         workers whose heartbeat is gone are removed."""

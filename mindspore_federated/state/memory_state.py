@@ -203,6 +203,13 @@ class MemoryClusterState(ClusterState):
         return [NodeInfo(i, "WORKER", s.exists(k.worker_heartbeat(inst, i)))
                 for i in sorted(s.get(k.workers(inst)) or {})]
 
+    async def claim(self, inst, iteration, name, node_id):
+        key = self.keys.claims(inst, iteration)
+        claims = self.store.hash(key)
+        claims.setdefault(name, node_id)
+        self.store.expire(key, self.iter_ttl)
+        return claims[name]
+
     async def worker_heartbeat(self, inst, fl_id):
         k, s = self.keys, self.store
         workers = s.hash(k.workers(inst))

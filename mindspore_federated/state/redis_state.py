@@ -294,6 +294,14 @@ class RedisClusterState(ClusterState):
         alive = await self._exist_each([self.keys.worker_heartbeat(inst, i) for i in ids])
         return [NodeInfo(i, "WORKER", a) for i, a in zip(ids, alive)]
 
+    async def claim(self, inst, iteration, name, node_id):
+        key = self.keys.claims(inst, iteration)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hsetnx(key, name, node_id)
+        pipe.expire(key, self.iter_ttl)
+        pipe.hget(key, name)
+        return _s((await pipe.execute())[2])
+
     async def worker_heartbeat(self, inst, fl_id):
         k = self.keys
         pipe = self.r.pipeline(transaction=False)

@@ -28,6 +28,7 @@ class HybridWorker:
         self._changes_seen = 0
         self.timings = []          # one dict per pull: iteration, pull_wait_s, train_s, push_s, metrics_s
         self._pulled_at = None
+        self.pushed = True         # False after a push that did not become the iteration's model
 
     @property
     def fl_id(self):
@@ -46,8 +47,9 @@ class HybridWorker:
             self._changes_seen = changes
             self.iteration = 1
 
-    def _rounds(self, name, make_body, retry_s):
-        """Repeats round `name` while the server answers SucNotReady (adopting its iteration)."""
+    def _rounds(self, name, make_body, retry_s, adopt=True):
+        """Repeats round `name` while the server answers SucNotReady, adopting a newer iteration of the
+        cluster (`adopt`), else returning None when the cluster has moved past the worker's iteration."""
         deadline = monotonic() + self.deadline_s
         while True:
             self._follow_instance()
@@ -56,6 +58,8 @@ class HybridWorker:
                 return reply
             if reply.retcode != ResponseCode.SucNotReady:
                 raise RuntimeError(errors.WORKER_REPLY.format(round=name, reason=reply.reason))
+            if reply.iteration and reply.iteration > self.iteration and not adopt:
+                return None
             if reply.iteration and reply.iteration != self.iteration:
                 logger.info("%s: the cluster is at iteration %s (worker at %s)", name, reply.iteration,
                             self.iteration)
@@ -76,23 +80,34 @@ class HybridWorker:
         return dict(reply.features)
 
     def push_weight(self, weights):
-        """Pushes name -> float32 array as the model of the current iteration."""
+        """Pushes name -> float32 array as the model of the current iteration. True when they became its
+        model; False when another worker's push won or the iteration ended meanwhile (then this worker
+        sends no metrics for it)."""
         begin = monotonic()
-        reply = self._rounds("pushWeight", lambda it: m.build_push_weight(it, weights), PUSH_RETRY_S)
+        reply = self._rounds("pushWeight", lambda it: m.build_push_weight(it, weights), PUSH_RETRY_S,
+                             adopt=False)
         self._timing("train_s", begin - self._pulled_at if self._pulled_at else 0.0)
         self._timing("push_s", monotonic() - begin)
-        logger.info("pushed %d weights of iteration %s: %s", len(weights), self.iteration, reply.reason)
-        return reply
+        self.pushed = reply is not None and reply.reason == errors.PUSH_SUCCESS
+        logger.info("pushed %d weights of iteration %s: %s", len(weights), self.iteration,
+                    reply.reason if reply is not None else "the iteration ended before the push")
+        return self.pushed
 
     def push_metrics(self, loss, accuracy):
-        """Sends the iteration's loss and accuracy, which ends it (valid) in hybrid training."""
+        """Sends the iteration's loss and accuracy, which ends it (valid), if this worker's push made the
+        iteration's model; else only moves on. Returns True when the metrics were sent."""
+        if not self.pushed:
+            logger.info("iteration %s: another worker's weights were taken: no metrics sent", self.iteration)
+            self.iteration += 1
+            return False
+        self.pushed = False
         begin = monotonic()
         reply = self.link.request("pushMetrics", m.build_push_metrics(loss, accuracy), deadline_s=self.deadline_s)
         if reply.retcode != ResponseCode.SUCCEED:
             raise RuntimeError(errors.WORKER_REPLY.format(round="pushMetrics", reason=reply.reason))
         self._timing("metrics_s", monotonic() - begin)
         self.iteration += 1
-        return reply
+        return True
 
     def _timing(self, key, value):
         if self.timings:
