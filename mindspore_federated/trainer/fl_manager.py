@@ -85,6 +85,7 @@ class FederatedLearningManager(Callback):
         self._next_end = self._sync_frequency
         self._last_global = None
         self._pushed = None
+        self._last_loaded = None
         self.sync_log = []   # (step, event, frequency) of every sync (pull/push or join/update)
         self._worker = self._start_worker(http_server_address)
 
@@ -109,6 +110,16 @@ class FederatedLearningManager(Callback):
         return self._worker
 
     @property
+    def last_pulled(self):
+        """name -> array of the newest weights loaded from the cluster (hybrid: the devices' aggregate)."""
+        return dict(self._last_loaded or {})
+
+    @property
+    def last_pushed(self):
+        """name -> array of the newest weights this worker sent (hybrid pushWeight / cloud updateModel)."""
+        return dict(self._pushed or {})
+
+    @property
     def sync_frequency(self):
         return self._sync_frequency
 
@@ -122,6 +133,7 @@ class FederatedLearningManager(Callback):
         return {n: self._params[n].asnumpy().astype(np.float32).reshape(-1) for n in self._names}
 
     def _load(self, weights):
+        self._last_loaded = {n: np.array(weights[n], np.float32).reshape(-1) for n in self._names if n in weights}
         for name in self._names:
             if name in weights:
                 param = self._params[name]
@@ -173,6 +185,7 @@ class FederatedLearningManager(Callback):
             self.sync_log.append((self._step, "push", self._sync_frequency))
         else:
             new_global = self._worker.update_and_get_model(weights)
+            self._pushed = weights
             self._load(new_global)
             self.sync_log.append((self._step, "update", self._sync_frequency))
             self._observe(weights, new_global)
