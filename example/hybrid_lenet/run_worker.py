@@ -52,6 +52,14 @@ def make_dataset(images, labels, batch_size, steps, seed):
     return ds.GeneratorDataset(batches, ["image", "label"], shuffle=False)
 
 
+def dump(directory, name, weights):
+    """Writes <directory>/<name>.npz atomically (a reader never sees a partial file)."""
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{name}.tmp.npz")
+    np.savez(tmp, **weights)
+    os.replace(tmp, os.path.join(directory, f"{name}.npz"))
+
+
 def main(argv=None):
     args = parse_args(argv)
     import mindspore as ms
@@ -81,9 +89,8 @@ def main(argv=None):
             accuracy = float((logits.argmax(axis=1) == y_eval).mean())
             iteration = worker.iteration
             if args.dump_dir:
-                os.makedirs(args.dump_dir, exist_ok=True)
-                np.savez(os.path.join(args.dump_dir, f"pulled_{iteration}.npz"), **flm.last_pulled)
-                np.savez(os.path.join(args.dump_dir, f"pushed_{iteration}.npz"), **flm.last_pushed)
+                dump(args.dump_dir, f"pulled_{iteration}", flm.last_pulled)
+                dump(args.dump_dir, f"pushed_{iteration}", flm.last_pushed)
             sent = PushMetrics()(loss, accuracy)
             t = worker.timings[-1] if worker.timings else {}
             print(f"ITERATION {iteration} loss {loss:.4f} accuracy {accuracy:.4f} "

@@ -209,15 +209,15 @@ def _stop_on_sigterm(worker):
 
 class PushMetrics(nn.Cell):
     """`PushMetrics()(loss, acc)` / `.construct(loss, acc)`: sends the iteration's metrics (hybrid), which
-    ends the iteration. Requires a FederatedLearningManager in HYBRID_TRAINING in this process."""
+    ends the iteration. Requires a FederatedLearningManager in HYBRID_TRAINING in this process. Returns
+    False (nothing sent) when another worker's weights became the iteration's model."""
 
     def construct(self, loss, acc):
         worker = active_hybrid_worker()
         if worker is None:
             raise RuntimeError(errors.WORKER_REPLY.format(
                 round="pushMetrics", reason="no hybrid worker: create a FederatedLearningManager first"))
-        worker.push_metrics(float(np.asarray(_value(loss))), float(np.asarray(_value(acc))))
-        return True
+        return worker.push_metrics(float(np.asarray(_value(loss))), float(np.asarray(_value(acc))))
 
 
 def _value(x):

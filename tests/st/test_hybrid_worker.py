@@ -64,18 +64,9 @@ def run_devices(addresses, fl_name, iteration, sizes, names_of=None):
 
 def load(dump_dir, kind, iteration, timeout=180):
     path = os.path.join(dump_dir, f"{kind}_{iteration}.npz")
-    wait_for(lambda: os.path.exists(path), timeout, what=path)
-    wait_for(lambda: _readable(path), 10, what=f"{path} complete")
+    wait_for(lambda: os.path.exists(path), timeout, what=path)   # the worker writes it atomically
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
-
-
-def _readable(path):
-    try:
-        with np.load(path) as z:
-            return bool(z.files)
-    except (OSError, ValueError, EOFError):
-        return False
 
 
 def check_pulled(pulled, sums, counts, start):
