@@ -220,3 +220,18 @@ def test_sigterm_deregisters_the_worker(tmp_path, redis_server, fl_name, procs):
         assert not any(b"WORKER" in v for v in client.hgetall(f"ms_fl:{fl_name}:processes:Hash").values())
     finally:
         client.close()
+
+
+def test_finish_cloud_stops_the_worker(tmp_path, redis_server, fl_name, procs):
+    import subprocess
+    import sys
+
+    yaml_path = hybrid_yaml(tmp_path, redis_server, fl_name)
+    server, _ = start_server(procs, yaml_path, tmp_path / "srv")
+    worker = start_worker(procs, yaml_path, tmp_path / "dump", iterations=3)
+    out = subprocess.run([sys.executable, "-m", "mindspore_federated.tools.finish_cloud", "--redis_port",
+                          str(redis_server.port), "--fl_name", fl_name], env={**os.environ, "PYTHONPATH": REPO},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"killed {worker.pid}" in out.stdout and f"killed {server.pid}" in out.stdout
+    assert worker.wait_exit(20) == 0 and server.wait_exit(20) == 0
