@@ -235,3 +235,19 @@ def test_finish_cloud_stops_the_worker(tmp_path, redis_server, fl_name, procs):
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"killed {worker.pid}" in out.stdout and f"killed {server.pid}" in out.stdout
     assert worker.wait_exit(20) == 0 and server.wait_exit(20) == 0
+
+
+def test_worker_fails_over_when_its_server_dies(tmp_path, redis_server, fl_name, procs):
+    """The worker polls the first live server; that server is killed (it holds no device update), the worker
+    goes on with the other one, and the iteration ends with the worker's weights."""
+    yaml_path = hybrid_yaml(tmp_path, redis_server, fl_name)
+    server_a, a = start_server(procs, yaml_path, tmp_path / "a", name="serverA")
+    _, b = start_server(procs, yaml_path, tmp_path / "b", name="serverB")
+    dump = tmp_path / "dump"
+    worker = start_worker(procs, yaml_path, dump, iterations=1)
+    server_a.kill()
+    run_devices([b], fl_name, 1, {"d1": 1, "d2": 2})
+    assert worker.wait_exit(120) == 0
+    assert "metrics_sent True" in worker.output()
+    assert f"pullWeight to {a} failed" in worker.output()   # it was on A (rank 0) and moved to B
+    assert_model_is(wait_model(b, fl_name, 1, timeout=30).features, load(dump, "pushed", 1))
