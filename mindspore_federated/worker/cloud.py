@@ -6,9 +6,9 @@ through `mask_update` (the one masking step) with the secure-aggregation work.""
 import time
 
 from mindspore_federated import errors
-from mindspore_federated.clock import monotonic, now_ms
 from mindspore_federated.client import messages as m
 from mindspore_federated.client.messages import ResponseCode
+from mindspore_federated.clock import monotonic, now_ms
 from mindspore_federated.log import get_logger
 from mindspore_federated.worker.link import DEFAULT_DEADLINE_S, ServerLink
 from mindspore_federated.worker.node import new_fl_id

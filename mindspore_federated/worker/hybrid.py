@@ -5,9 +5,9 @@ a new instance sends it back to iteration 1. `timings` records, per iteration, h
 import time
 
 from mindspore_federated import errors
-from mindspore_federated.clock import monotonic
 from mindspore_federated.client import messages as m
 from mindspore_federated.client.messages import ResponseCode
+from mindspore_federated.clock import monotonic
 from mindspore_federated.log import get_logger
 from mindspore_federated.worker.link import DEFAULT_DEADLINE_S, ServerLink
 from mindspore_federated.worker.node import WorkerNode

@@ -6,9 +6,9 @@ import http.client
 import time
 
 from mindspore_federated import errors
-from mindspore_federated.clock import monotonic
 from mindspore_federated.client.messages import PARSERS
 from mindspore_federated.client.messages.replies import PlainTextReply
+from mindspore_federated.clock import monotonic
 from mindspore_federated.log import get_logger
 
 logger = get_logger(__name__)
