@@ -10,12 +10,11 @@ import re
 import sys
 import time
 
-import yaml
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
-from mindspore_federated.local import EXAMPLE_YAML, Child, free_port, start_redis  # noqa: E402
+from mindspore_federated.local import Child, free_port, start_redis, write_config  # noqa: E402
+from mindspore_federated.local import parse_args as local_args  # noqa: E402
 
 LINE = re.compile(r"^ITERATION (\d+) silo (\d+) accuracy ([0-9.]+)")
 FINISH_TIMEOUT_S = 1800
@@ -31,18 +30,10 @@ def parse_args(argv=None):
 
 
 def write_yaml(workdir, redis_address, silos, iterations):
-    with open(EXAMPLE_YAML, encoding="utf-8") as f:
-        cfg = yaml.safe_load(f)
-    cfg.update(fl_name="CrossSiloLenet", fl_iteration_num=iterations + 1, server_mode="FEDERATED_LEARNING")
-    cfg["distributed_cache"]["address"] = redis_address
-    cfg["round"].update(start_fl_job_threshold=silos, update_model_ratio=1.0, start_fl_job_time_window=600000,
-                        update_model_time_window=600000, global_iteration_time_window=1200000)
-    cfg["summary"].update(metrics_file=os.path.join(workdir, "metrics.json"),
-                          failure_event_file=os.path.join(workdir, "event.txt"))
-    path = os.path.join(workdir, "silo.yaml")
-    with open(path, "w", encoding="utf-8") as f:
-        yaml.safe_dump(cfg, f, sort_keys=False)
-    return path
+    """The cluster YAML of local.py's cluster: FEDERATED_LEARNING, one startFLJob per silo per iteration."""
+    cluster = local_args(["--fl_name", "CrossSiloLenet", "--devices", str(silos), "--iterations",
+                          str(iterations + 1)])
+    return write_config(workdir, redis_address, cluster)
 
 
 def run_silos(args, workdir, extra, tag):
