@@ -8,7 +8,7 @@ import signal
 import threading
 
 import numpy as np
-from mindspore import Tensor, nn
+from mindspore import Tensor, nn, ops
 from mindspore.train.callback import Callback
 
 from mindspore_federated import errors
@@ -138,7 +138,8 @@ class FederatedLearningManager(Callback):
             if name in weights:
                 param = self._params[name]
                 data = np.asarray(weights[name], np.float32).reshape(param.shape)
-                param.set_data(Tensor(np.array(data, copy=True)))
+                # in place: Parameter.set_data would detach the parameter from the compiled train step
+                ops.assign(param, Tensor(np.array(data, copy=True)))
 
     def _observe(self, local, new_global):
         """Adaptive sync: the rule sees the global update and the magnitude of the local one."""

@@ -98,8 +98,11 @@ def test_hybrid_one_server_worker_model_replaces_the_aggregate(tmp_path, redis_s
     for k, v in w_probe.items():
         sums[k] += v.astype(np.float64) * n_probe
         counts[k] += n_probe
-    check_pulled(load(dump, "pulled", 1), sums, counts, start_model)
+    pulled = load(dump, "pulled", 1)
+    check_pulled(pulled, sums, counts, start_model)
     pushed = load(dump, "pushed", 1)
+    # the worker trained from the pulled weights: every weight moved
+    assert all(not np.array_equal(pushed[n], pulled[n]) for n in NAMES)
     g = wait_model(address, fl_name, 1, timeout=60)
     assert g.iteration == 2
     assert_model_is(g.features, pushed)
