@@ -2,7 +2,7 @@
 three silos (MindSpore LeNet5, non-IID digits: 4 classes each) syncing through FederatedLearningManager; then
 each silo trained alone for the same steps. Prints the federated accuracy per iteration and the baselines.
 
-    python example/cross_silo_lenet/run.py [--silos 3] [--fl_iteration_num 10] [--sync_frequency 10]
+    python example/cross_silo_lenet/run.py [--silos 3] [--fl_iteration_num 20] [--sync_frequency 5]
 """
 import argparse
 import os
@@ -23,8 +23,8 @@ FINISH_TIMEOUT_S = 1800
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--silos", type=int, default=3)
-    p.add_argument("--fl_iteration_num", type=int, default=10)
-    p.add_argument("--sync_frequency", type=int, default=10)
+    p.add_argument("--fl_iteration_num", type=int, default=20)
+    p.add_argument("--sync_frequency", type=int, default=5)
     p.add_argument("--workdir", default=None)
     return p.parse_args(argv)
 

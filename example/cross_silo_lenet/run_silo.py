@@ -23,10 +23,11 @@ def parse_args(argv=None):
     p.add_argument("--silo", type=int, default=0)
     p.add_argument("--silos", type=int, default=3)
     p.add_argument("--classes_per_silo", type=int, default=4)
-    p.add_argument("--fl_iteration_num", type=int, default=10)
-    p.add_argument("--sync_frequency", type=int, default=10, help="local steps per iteration")
+    p.add_argument("--fl_iteration_num", type=int, default=20)
+    p.add_argument("--sync_frequency", type=int, default=5, help="local steps per iteration")
     p.add_argument("--client_batch_size", type=int, default=16)
-    p.add_argument("--client_learning_rate", type=float, default=0.05)
+    p.add_argument("--client_learning_rate", type=float, default=0.1)
+    p.add_argument("--momentum", type=float, default=0.5)
     p.add_argument("--alone", action="store_true", help="train without the cluster (baseline)")
     return p.parse_args(argv)
 
@@ -85,7 +86,7 @@ def main(argv=None):
             print(f"ITERATION {epoch} silo {args.silo} accuracy {accuracy:.4f}", flush=True)
 
     loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
-    opt = nn.Momentum(network.trainable_params(), args.client_learning_rate, 0.9)
+    opt = nn.Momentum(network.trainable_params(), args.client_learning_rate, args.momentum)
     dataset = make_dataset(x, y, args.client_batch_size, args.sync_frequency, args.silo)
     Model(network, loss, opt).train(args.fl_iteration_num, dataset, callbacks=[*callbacks, Evaluate()],
                                     dataset_sink_mode=False)
