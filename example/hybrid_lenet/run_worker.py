@@ -101,8 +101,12 @@ def main(argv=None):
     opt = nn.Momentum(network.trainable_params(), args.client_learning_rate, 0.9)
     model = Model(network, loss, opt)
     dataset = make_dataset(x_train, y_train, args.client_batch_size, args.sync_frequency, args.seed)
+    from mindspore_federated.worker.link import JobFinished
+
     try:
         model.train(args.fl_iteration_num, dataset, callbacks=[flm, IterationEnd()], dataset_sink_mode=False)
+    except JobFinished as exc:
+        print(f"FINISHED {exc}", flush=True)
     finally:
         flm.stop()
     print("DONE worker", flush=True)

@@ -9,6 +9,7 @@ from mindspore_federated.client import messages as m
 from mindspore_federated.client.messages import ResponseCode
 from mindspore_federated.clock import monotonic
 from mindspore_federated.log import get_logger
+from mindspore_federated.state.keys import InstanceState
 from mindspore_federated.worker.link import DEFAULT_DEADLINE_S, ServerLink
 from mindspore_federated.worker.node import WorkerNode
 
@@ -22,7 +23,8 @@ class HybridWorker:
 
     def __init__(self, cfg, *, ssl_context=None, node=None, deadline_s=DEFAULT_DEADLINE_S):
         self.node = node or WorkerNode(cfg)
-        self.link = ServerLink(self.node.live_servers, ssl_context=ssl_context)
+        self.link = ServerLink(self.node.live_servers, ssl_context=ssl_context,
+                               finished=lambda: self.node.running_state() == InstanceState.FINISH)
         self.deadline_s = float(deadline_s)
         self.iteration = 1
         self._changes_seen = 0

@@ -28,8 +28,9 @@ class ServerLink:
     `servers` is a callable returning the device API addresses of the live servers (the worker's node), or a
     fixed list (the cloud worker talks to its configured `http_server_address`)."""
 
-    def __init__(self, servers, *, ssl_context=None, timeout=REQUEST_TIMEOUT_S, url_prefix=""):
+    def __init__(self, servers, *, ssl_context=None, timeout=REQUEST_TIMEOUT_S, url_prefix="", finished=None):
         self._servers = servers if callable(servers) else (lambda: list(servers))
+        self._finished = finished  # () -> True when the cluster's job is finished (not merely disabled)
         self.ssl_context = ssl_context
         self.timeout = float(timeout)
         self.url_prefix = url_prefix.rstrip("/")
@@ -58,15 +59,15 @@ class ServerLink:
         finally:
             conn.close()
 
-    def request(self, round_name, body, *, deadline_s=DEFAULT_DEADLINE_S, finished_retries=0):
-        """The parsed reply of the first live server that answers with a flatbuffer. Safe-mode replies are
-        retried every 500 ms; a disabled/finished reply raises JobFinished after `finished_retries`
-        retries; a server that cannot be reached is left for the next one. Raises ConnectionError when no
-        server answered before the deadline."""
+    def request(self, round_name, body, *, deadline_s=DEFAULT_DEADLINE_S):
+        """The parsed reply of the first live server that answers with a flatbuffer. Safe-mode and disabled
+        replies are retried every 500 ms (JobFinished once `finished()` says the job is over); a server that
+        cannot be reached is left for the next one. Raises ConnectionError when no server answered before
+        the deadline."""
         parse = PARSERS[round_name]
         deadline = monotonic() + deadline_s
-        finished = 0
         why = "no live server is registered"
+        last_why = None
         while True:
             for address in self._candidates():
                 try:
@@ -80,16 +81,17 @@ class ServerLink:
                 if not isinstance(reply, PlainTextReply):
                     return reply
                 why = f"{address}: {reply.text}"
-                if reply.is_finished:
-                    finished += 1
-                    if finished > finished_retries:
-                        raise JobFinished(errors.WORKER_FINISHED.format(round=round_name))
-                elif not reply.is_safemode:
+                if reply.is_finished and self._finished is not None and self._finished():
+                    raise JobFinished(errors.WORKER_FINISHED.format(round=round_name))
+                if not (reply.is_finished or reply.is_safemode):
                     raise RuntimeError(errors.WORKER_REPLY.format(round=round_name, reason=reply.text))
                 break  # safe mode / disabled: the cluster is switching, retry shortly
             if monotonic() >= deadline:
                 raise ConnectionError(errors.WORKER_NO_SERVER.format(round=round_name, seconds=deadline_s,
                                                                      why=why))
+            if why != last_why:   # logged once per reason, not every 500 ms
+                logger.info("%s: %s: retrying", round_name, why)
+                last_why = why
             if self.on_retry is not None:
                 self.on_retry(round_name, why)
             pause = SAFEMODE_RETRY_S if why.endswith((errors.SAFEMODE, errors.JOB_DISABLED)) else NO_SERVER_RETRY_S

@@ -254,3 +254,24 @@ def test_worker_fails_over_when_its_server_dies(tmp_path, redis_server, fl_name,
     assert "metrics_sent True" in worker.output()
     assert f"pullWeight to {a} failed" in worker.output()   # it was on A (rank 0) and moved to B
     assert_model_is(wait_model(b, fl_name, 1, timeout=30).features, load(dump, "pushed", 1))
+
+
+def test_worker_waits_through_disable_and_stops_when_the_job_finishes(tmp_path, redis_server, fl_name, procs):
+    """While the instance is disabled the worker keeps retrying; after /enableFLS it trains the next iteration;
+    once the job is finished it stops instead of waiting forever."""
+    yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, server_mode="HYBRID_TRAINING",
+                           fl_iteration_num=2, round={"start_fl_job_threshold": 1, "update_model_ratio": 1.0})
+    _, address = start_server(procs, yaml_path, tmp_path / "srv")
+    _, sched_address = start_scheduler(procs, yaml_path)
+    worker = start_worker(procs, yaml_path, tmp_path / "dump", iterations=5)
+    assert call(sched_address, "disableFLS")[0] == 200          # fails iteration 1
+    worker.wait_line("The server's training job is disabled or finished.", timeout=30)
+    assert worker.alive()
+    assert call(sched_address, "enableFLS")[0] == 200
+    wait_for(lambda: health(address)["iteration"] == 2 and health(address)["running_state"] == 0, 15,
+             what="iteration 2 running")
+    run_devices([address], fl_name, 2, {"d1": 1})
+    worker.wait_line("ITERATION 2 ", timeout=120)
+    wait_model(address, fl_name, 2, timeout=30)                 # iteration 2 was the last: the job is finished
+    assert worker.wait_exit(60) == 0
+    assert "FINISHED " in worker.output()
