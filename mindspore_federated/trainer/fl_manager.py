@@ -2,7 +2,8 @@
 
 HYBRID_TRAINING: at step k·f+1 the worker pulls the devices' aggregate into the network, at step k·f it pushes
 its weights; `PushMetrics()(loss, acc)` ends the iteration. FEDERATED_LEARNING (a cloud worker, cross-silo):
-at step k·f+1 it joins the iteration (startFLJob), at step k·f it uploads and loads the aggregate.
+at step k·f+1 it joins the iteration (startFLJob; the first join loads the cluster's model), at step k·f it
+uploads and loads the aggregate.
 f = sync_frequency; with sync_type="adaptive" it changes by the rule of trainer/adaptive.py."""
 import signal
 import threading
@@ -171,7 +172,8 @@ class FederatedLearningManager(Callback):
         else:
             data_size = self._data_size or self._sync_frequency
             model = self._worker.start_fl_job(data_size)
-            if self._last_global is None and self._adaptive is not None:
+            if self._last_global is None:   # the first join: start from the cluster's model, like every silo
+                self._load(model)
                 self._last_global = {n: np.asarray(model[n], np.float32).reshape(-1) for n in model}
             self.sync_log.append((self._step, "join", self._sync_frequency))
         self._next_end = self._step + self._sync_frequency - 1
