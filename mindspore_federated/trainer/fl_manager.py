@@ -215,6 +215,9 @@ class PushMetrics(nn.Cell):
     ends the iteration. Requires a FederatedLearningManager in HYBRID_TRAINING in this process. Returns
     False (nothing sent) when another worker's weights became the iteration's model."""
 
+    def __call__(self, loss, acc):
+        return self.construct(loss, acc)   # a host-side call in every mode (never compiled into a graph)
+
     def construct(self, loss, acc):
         worker = active_hybrid_worker()
         if worker is None:
