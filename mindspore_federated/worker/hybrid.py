@@ -2,6 +2,7 @@
 
 It follows the cluster's iteration: a not-ready reply names the server's iteration, which the worker adopts;
 a new instance sends it back to iteration 1. `timings` records, per iteration, how long each phase took."""
+import atexit
 import time
 
 from mindspore_federated import errors
@@ -37,7 +38,9 @@ class HybridWorker:
         return self.node.fl_id
 
     def start(self):
+        """Registers; the worker leaves the cluster at interpreter exit if `stop()` was not called."""
         self.node.start()
+        atexit.register(self.stop)
         return self
 
     def stop(self):
