@@ -41,6 +41,7 @@ def test_cloud_worker_refuses_stable_pw_until_it_is_built(tmp_path, redis_server
         CloudWorker(load_config(yaml_path, role="worker"), ["127.0.0.1:1"])
 
 
+@pytest.mark.timeout(1800)
 def test_cross_silo_example_beats_every_silo_alone(tmp_path):
     """example/cross_silo_lenet/run.py: three non-IID silos learning together end above the best silo trained
     alone for the same steps (a silo alone sees 4-5 of the 10 classes, so it stays near 0.5)."""
