@@ -86,10 +86,10 @@ def test_hybrid_one_server_worker_model_replaces_the_aggregate(tmp_path, redis_s
     device upload that leaves weights out is averaged per weight."""
     yaml_path = hybrid_yaml(tmp_path, redis_server, fl_name)
     _, address = start_server(procs, yaml_path, tmp_path / "srv")
+    dump = tmp_path / "dump"
+    worker = start_worker(procs, yaml_path, dump)   # before the devices: the global window starts with them
     start = start_job(address, fl_name, "probe", 1, 1)   # counts as a device of iteration 1 (threshold 2)
     start_model = {k: np.array(v) for k, v in start.features.items()}
-    dump = tmp_path / "dump"
-    worker = start_worker(procs, yaml_path, dump)
     n_probe = 1
     w_probe = device_upload(7)
     assert update(address, fl_name, "probe", 1, {k: v * n_probe for k, v in w_probe.items()}).retcode == SUCCEED
@@ -133,9 +133,9 @@ def test_hybrid_two_servers_two_workers(tmp_path, redis_server, fl_name, procs):
     _, a = start_server(procs, yaml_path, tmp_path / "a", name="serverA")
     _, b = start_server(procs, yaml_path, tmp_path / "b", name="serverB")
     sched, sched_address = start_scheduler(procs, yaml_path)
-    start = {k: np.array(v) for k, v in start_job(a, fl_name, "probe", 1, 1).features.items()}
     dumps = [tmp_path / "dump0", tmp_path / "dump1"]
     workers = [start_worker(procs, yaml_path, dumps[i], name=f"worker{i}", iterations=1, seed=i) for i in (0, 1)]
+    start = {k: np.array(v) for k, v in start_job(a, fl_name, "probe", 1, 1).features.items()}
     nodes = wait_for(lambda: (s := call(sched_address, "state")[1]) and
                      sum(n["role"] == "WORKER" for n in s.get("nodes", [])) == 2 and s["nodes"], 20,
                      what="two workers in /state")
