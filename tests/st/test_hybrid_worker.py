@@ -165,7 +165,7 @@ def test_hybrid_two_servers_two_workers(tmp_path, redis_server, fl_name, procs):
 
 def test_worker_killed_mid_iteration_fails_it_on_the_timer_and_a_new_worker_resumes(
         tmp_path, redis_server, fl_name, procs):
-    yaml_path = hybrid_yaml(tmp_path, redis_server, fl_name, global_iteration_time_window=8000)
+    yaml_path = hybrid_yaml(tmp_path, redis_server, fl_name, global_iteration_time_window=20000)
     server, address = start_server(procs, yaml_path, tmp_path / "srv")
     sched, sched_address = start_scheduler(procs, yaml_path)
     dump = tmp_path / "dump"
@@ -173,7 +173,7 @@ def test_worker_killed_mid_iteration_fails_it_on_the_timer_and_a_new_worker_resu
     run_devices([address], fl_name, 1, {"d1": 1, "d2": 1})
     worker.wait_line("pulled ", timeout=120)
     worker.kill()
-    server.wait_line("Global timer timeout! This iteration is invalid.", timeout=30)
+    server.wait_line("Global timer timeout! This iteration is invalid.", timeout=60)
     wait_for(lambda: not any(n["role"] == "WORKER" for n in call(sched_address, "state")[1].get("nodes", [])),
              15, what="the dead worker dropped from /state (heartbeat expired)")
     worker2 = start_worker(procs, yaml_path, tmp_path / "dump2", name="worker2", iterations=1)
