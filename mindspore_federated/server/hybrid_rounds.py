@@ -22,13 +22,13 @@ def pull_weight(host, body):
     if req.Iteration() != current:
         return replies.pull_weight(SUC_NOT_READY, errors.PULL_ITERATION.format(
             iteration=req.Iteration(), current=current), current)
+    names = [_str(req.WeightNames(i)) for i in range(req.WeightNamesLength())] or ctx.spec.reply_order
+    for name in names:   # the names are checked against the declared model, ready or not
+        if name not in ctx.spec.sizes:
+            return replies.pull_weight(REQUEST_ERROR, errors.PULL_UNKNOWN.format(name=name), current)
     model = host.lifecycle.device_model_here(current)
     if model is None:
         return replies.pull_weight(SUC_NOT_READY, errors.PULL_NOT_DONE, current)
-    names = [_str(req.WeightNames(i)) for i in range(req.WeightNamesLength())] or ctx.spec.reply_order
-    for name in names:
-        if name not in model.weights:
-            return replies.pull_weight(REQUEST_ERROR, errors.PULL_UNKNOWN.format(name=name), current)
     return replies.pull_weight(SUCCEED, "", current, model, names)
 
 
