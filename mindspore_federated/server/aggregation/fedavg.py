@@ -84,7 +84,7 @@ class FedAvgAccumulator:
                     self._idle.set()
         self.data_size += data_size
         self.count += 1
-        if len(arrays) == len(self.sums):
+        if not isinstance(arrays, dict) or len(arrays) == len(self.sums):  # a compressed upload carries all
             self.weight_sizes += data_size
         else:
             for name in arrays:
