@@ -13,7 +13,8 @@ _EXPORTS = {
     "FeatureMap": "mindspore_federated.startup.feature_map",
     "FeatureItem": "mindspore_federated.startup.feature_map",
     "SSLConfig": "mindspore_federated.startup.ssl_config",
-    # FederatedLearningManager and PushMetrics join once the worker (trainer/) is built.
+    "FederatedLearningManager": "mindspore_federated.trainer.fl_manager",
+    "PushMetrics": "mindspore_federated.trainer.fl_manager",
 }
 
 __all__ = sorted([*_EXPORTS, "log"])

@@ -280,3 +280,15 @@ SCHED_UNAUTHORIZED = ("Unauthorized: this scheduler requires the header 'Authori
                       "with its management token (manage.token or MSF_MANAGE_TOKEN)")
 SCHED_OPEN_BIND = ("the management API listens on {address}, beyond this host, without a token: set manage.token "
                    "(or MSF_MANAGE_TOKEN) so that only operators can change the cluster")
+# ---- worker (hybrid and cloud) --------------------------------------------------------------------------
+WORKER_REGISTER = "Worker {fl_id} failed to register in the cluster: {why}"
+WORKER_NO_SERVER = "No live server answered {round} within {seconds:.0f} s: {why}"
+WORKER_FINISHED = "The server's training job is disabled or finished: {round} is not served."
+WORKER_REPLY = "{round} failed: {reason}"
+WORKER_MODE = ("FederatedLearningManager: run_mode {run_mode!r} is not supported "
+               "(expected FEDERATED_LEARNING or HYBRID_TRAINING)")
+WORKER_ENCRYPT = ("the cloud worker supports encrypt_type NOT_ENCRYPT only in this build "
+                  "(STABLE_PW_ENCRYPT masks are not built yet); the YAML asks for {encrypt_type}")
+WORKER_SYNC_TYPE = "FederatedLearningManager: sync_type must be 'fixed' or 'adaptive', got {sync_type!r}"
+WORKER_ARG = "FederatedLearningManager: {name} must be {what}, got {value!r}"
+WORKER_NO_PARAMS = "FederatedLearningManager: the network has no parameters to synchronise"

@@ -1,6 +1,7 @@
 """One-command local cluster (`./build.sh run`): a private redis-server, a scheduler, N servers and simulated
 phones training LeNet5 on non-IID digits; one progress bar and one line per iteration; everything stopped at
-the end or on Ctrl-C."""
+the end or on Ctrl-C. `--mode hybrid`: HYBRID_TRAINING, plus one MindSpore worker refining each iteration's
+device aggregate on held-out digits (example/hybrid_lenet)."""
 import argparse
 import asyncio
 import os
@@ -16,6 +17,7 @@ import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE_YAML = os.path.join(REPO, "example", "cross_device_lenet_femnist", "yamls", "lenet.yaml")
+HYBRID_WORKER = os.path.join(REPO, "example", "hybrid_lenet", "run_worker.py")
 READY_TIMEOUT_S = 90.0
 
 
@@ -89,6 +91,7 @@ def write_config(workdir, redis_address, args):
         cfg = yaml.safe_load(f)
     cfg["fl_name"] = args.fl_name
     cfg["fl_iteration_num"] = args.iterations
+    cfg["server_mode"] = "HYBRID_TRAINING" if args.mode == "hybrid" else "FEDERATED_LEARNING"
     cfg["distributed_cache"]["address"] = redis_address
     cfg["round"].update(start_fl_job_threshold=args.devices, update_model_ratio=1.0,
                         start_fl_job_time_window=600000, update_model_time_window=600000,
@@ -175,6 +178,9 @@ class Progress:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="mindspore_federated.local", description=__doc__)
     p.add_argument("--example", default="lenet", choices=["lenet"])
+    p.add_argument("--mode", default="fl", choices=["fl", "hybrid"],
+                   help="fl: devices only; hybrid: devices and a MindSpore worker (HYBRID_TRAINING)")
+    p.add_argument("--worker_steps", type=int, default=8, help="hybrid: worker training steps per iteration")
     p.add_argument("--servers", type=int, default=2)
     p.add_argument("--devices", type=int, default=10)
     p.add_argument("--iterations", type=int, default=10)
@@ -229,10 +235,15 @@ def run(args):
         for i, child in enumerate(children[-args.servers:]):
             child.wait_ready()
             _say(f"server {i}   {urls[i]}")
+        worker = _start_worker(args, yaml_path, workdir) if args.mode == "hybrid" else None
+        if worker is not None:
+            children.append(worker)
         _say(f"devices    {args.devices} simulated phones, non-IID digits (2 classes each), LeNet5 on MindSpore")
         progress = Progress(redis_address, args.fl_name, args.devices)
         progress.start()
         reports = asyncio.run(_train(urls, args, progress))
+        if worker is not None:
+            _worker_summary(worker)
         return _summary(reports, workdir)
     finally:
         if progress is not None:
@@ -240,6 +251,26 @@ def run(args):
         for child in reversed(children):
             child.stop()
         _say(f"stopped    scheduler, {args.servers} servers and redis; logs in {workdir}")
+
+
+def _start_worker(args, yaml_path, workdir):
+    worker = Child("worker", [sys.executable, HYBRID_WORKER, "--yaml_config", yaml_path, "--fl_iteration_num",
+                              str(args.iterations), "--sync_frequency", str(args.worker_steps), "--seed",
+                              str(args.seed)], os.path.join(workdir, "worker.log"), workdir)
+    _say("worker     " + worker.wait_ready("READY worker").split()[-1] + " (MindSpore LeNet5, held-out digits)")
+    return worker
+
+
+def _worker_summary(worker):
+    """The worker's line per iteration: accuracy of its pushed model on its evaluation digits, phase times."""
+    try:
+        worker.proc.wait(30)
+    except subprocess.TimeoutExpired:
+        pass
+    with open(worker.log_path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("ITERATION "):
+                _say("worker     " + line.strip())
 
 
 async def _train(urls, args, progress):

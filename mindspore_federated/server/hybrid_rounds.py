@@ -14,19 +14,21 @@ def _str(value):
 
 
 def pull_weight(host, body):
+    """The devices' aggregate of the current iteration; not ready before (a server that did not aggregate
+    fetches it from a peer meanwhile, for the worker's next poll)."""
     ctx = host.ctx
     req = RequestPullWeight.RequestPullWeight.GetRootAs(body, 0)
     current = ctx.iteration
     if req.Iteration() != current:
         return replies.pull_weight(SUC_NOT_READY, errors.PULL_ITERATION.format(
             iteration=req.Iteration(), current=current), current)
-    model = ctx.store.get(current - 1)
+    names = [_str(req.WeightNames(i)) for i in range(req.WeightNamesLength())] or ctx.spec.reply_order
+    for name in names:   # the names are checked against the declared model, ready or not
+        if name not in ctx.spec.sizes:
+            return replies.pull_weight(REQUEST_ERROR, errors.PULL_UNKNOWN.format(name=name), current)
+    model = host.lifecycle.device_model_here(current)
     if model is None:
         return replies.pull_weight(SUC_NOT_READY, errors.PULL_NOT_DONE, current)
-    names = [_str(req.WeightNames(i)) for i in range(req.WeightNamesLength())] or ctx.spec.reply_order
-    for name in names:
-        if name not in model.weights:
-            return replies.pull_weight(REQUEST_ERROR, errors.PULL_UNKNOWN.format(name=name), current)
     return replies.pull_weight(SUCCEED, "", current, model, names)
 
 
@@ -45,7 +47,8 @@ async def push_weight(host, body):
         name, data = _str(fm.WeightFullname()), fm.DataAsNumpy()
         if name in ctx.spec.sizes and not isinstance(data, int) and data.size == ctx.spec.sizes[name]:
             pushed[name] = data
-    if not host.lifecycle.push_model(current, pushed):
+    claimed = await host.state.claim(ctx.inst, current, "pushWeight", ctx.node_id)
+    if claimed != ctx.node_id or ctx.iteration != current or not host.lifecycle.push_model(current, pushed):
         return replies.push_weight(SUCCEED, errors.PUSH_FINISHED.format(iteration=current), current)
     return replies.push_weight(SUCCEED, errors.PUSH_SUCCESS, current)
 

@@ -73,8 +73,8 @@ class ServerNode:
         self.sync.cache_failed(exc)
 
     # ---- peers ------------------------------------------------------------------------------------
-    def model_of(self, iteration, instance=None):
-        return self.ctx.model_of(iteration, instance)
+    def model_of(self, iteration, instance=None, stage=None):
+        return self.ctx.model_of(iteration, instance, stage)
 
     def offer_model(self, instance, iteration, model):
         """A leaving peer hands over the final model of `iteration`; True when this server took it."""

@@ -91,7 +91,7 @@ class Peers:
                 return b"pong"
             if msg_type == MSG_GET_MODEL:
                 request = json.loads(payload)
-                model = node.model_of(request["iteration"], request.get("instance"))
+                model = node.model_of(request["iteration"], request.get("instance"), request.get("stage"))
                 if model is None:
                     raise LookupError(f"no model of iteration {request['iteration']}")
                 return encode_model(request["iteration"], model)
@@ -113,9 +113,13 @@ class Peers:
         except comm.CommError:
             return "refused"
 
-    async def fetch_model(self, addresses, iteration, instance):
-        """The model of `iteration` from the first peer (TCP address) that has it, or None."""
-        payload = json.dumps({"iteration": iteration, "instance": instance}).encode()
+    async def fetch_model(self, addresses, iteration, instance, stage=None):
+        """The model of `iteration` (hybrid `stage`: see EngineContext.model_of) from the first peer (TCP
+        address) that has it, or None."""
+        request = {"iteration": iteration, "instance": instance}
+        if stage is not None:
+            request["stage"] = stage
+        payload = json.dumps(request).encode()
         for address in addresses:
             try:
                 reply = await comm.request(self.comm, address, MSG_GET_MODEL, payload, FETCH_TIMEOUT_S)

@@ -97,10 +97,10 @@ def cached_fl_job_reply(host, compress):
 
 
 # ---- updateModel ------------------------------------------------------------------------------
-def _check_features(spec, body, spans):
+def _check_features(spec, body, spans, tolerate_missing=False):
     """(local_error, missing name, arrays): 1 feature verify failed, 3 empty map, 2 missing weight, 0 ok.
 
-    Arrays are zero-copy float32 views into the request body."""
+    Arrays are zero-copy float32 views into the request body. Hybrid training tolerates missing weights."""
     arrays = {}
     for name, offset, count, finite in spans:
         if not finite or spec.sizes.get(name) != count:
@@ -108,7 +108,7 @@ def _check_features(spec, body, spans):
         arrays[name] = np.frombuffer(body, np.float32, count, offset)
     if not arrays:
         return 3, None, None
-    missing = min((name for name in spec.aggregated if name not in arrays), default=None)
+    missing = None if tolerate_missing else min((n for n in spec.aggregated if n not in arrays), default=None)
     if missing is not None:  # the reference names the first missing weight in sorted name order
         return 2, missing, None
     return 0, None, arrays
@@ -129,7 +129,7 @@ async def update_model(host, body):
     if signds_upload:
         local_error, detail, arrays = signds.rebuild(ctx, body, spans, sign)
     elif compressed is None:
-        local_error, detail, arrays = _check_features(ctx.spec, body, spans)
+        local_error, detail, arrays = _check_features(ctx.spec, body, spans, ctx.hybrid)
     else:  # DIFF_SPARSE_QUANT: checked in full here, decoded into the accumulator once accepted
         detail, arrays = ctx.decoder.check(ctx, body, req_iteration, compressed)
         local_error = COMPRESS_ERROR if detail else 0

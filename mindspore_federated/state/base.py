@@ -16,6 +16,14 @@ def rank_of(info_json) -> int:
         return 0
 
 
+def http_of(info_json) -> str:
+    """The device API address in a server's registration JSON ("" when absent or unreadable)."""
+    try:
+        return str(json.loads(info_json).get("http") or "")
+    except (TypeError, ValueError, AttributeError):
+        return ""
+
+
 def config_ttl(params, default_window_ms) -> int:
     """TTL (s) of an instance's configuration keys: a week past its global window."""
     window = params.get("global_iteration_time_window")
@@ -110,6 +118,7 @@ class NodeInfo:
     alive: bool
     tcp: str = ""
     rank: int = 0
+    http: str = ""   # a server's device API address (from its registration JSON)
 
 
 class Subscription(abc.ABC):
@@ -232,6 +241,19 @@ class ClusterState(abc.ABC):
     @abc.abstractmethod
     async def worker_nodes(self, inst) -> list:
         """Every registered worker as NodeInfo, by id."""
+
+    @abc.abstractmethod
+    async def claim(self, inst, iteration, name, node_id) -> str:
+        """The first node id to claim `name` in `iteration` (this one if nobody did before)."""
+
+    @abc.abstractmethod
+    async def worker_heartbeat(self, inst, fl_id):
+        """A worker's 1 s beat: its entry in the worker registry and its 10 s heartbeat key; entries of
+        workers whose heartbeat is gone are removed."""
+
+    @abc.abstractmethod
+    async def drop_worker(self, inst, fl_id):
+        """Removes a worker (this one leaving) from the registry and the process table."""
 
     @abc.abstractmethod
     async def drop_server(self, inst, node_id, forget_process=False):

@@ -104,6 +104,10 @@ class Keys:
         """hash: node id -> per-server count (updateModel, count_for_aggregation)."""
         return f"{self.pi(inst, iteration)}count:{name}:Hash"
 
+    def claims(self, inst: str, iteration: int) -> str:
+        """hash: round name -> node id of the one server that owns it this iteration (hybrid pushWeight)."""
+        return f"{self.pi(inst, iteration)}claim:Hash"
+
     def timer(self, inst: str, iteration: int) -> str:
         """hash: round name -> start time (ms) of the round's window (first request)."""
         return f"{self.pi(inst, iteration)}timer:Hash"

@@ -14,6 +14,7 @@ from mindspore_federated.state.base import (
     StartResult,
     UpdateResult,
     config_ttl,
+    http_of,
     rank_of,
 )
 from mindspore_federated.state.keys import (
@@ -196,13 +197,36 @@ class MemoryClusterState(MemoryCipherVerbs, ClusterState):
         k, s = self.keys, self.store
         entries, infos = s.get(k.servers(inst)) or {}, s.get(k.server_info(inst)) or {}
         nodes = [NodeInfo(i, "SERVER", s.exists(k.server_heartbeat(inst, i)), entries[i],
-                          rank_of(infos.get(i))) for i in sorted(entries)]
+                          rank_of(infos.get(i)), http_of(infos.get(i))) for i in sorted(entries)]
         return sorted(nodes, key=lambda n: (n.rank, n.node_id))
 
     async def worker_nodes(self, inst):
         k, s = self.keys, self.store
         return [NodeInfo(i, "WORKER", s.exists(k.worker_heartbeat(inst, i)))
                 for i in sorted(s.get(k.workers(inst)) or {})]
+
+    async def claim(self, inst, iteration, name, node_id):
+        key = self.keys.claims(inst, iteration)
+        claims = self.store.hash(key)
+        claims.setdefault(name, node_id)
+        self.store.expire(key, self.iter_ttl)
+        return claims[name]
+
+    async def worker_heartbeat(self, inst, fl_id):
+        k, s = self.keys, self.store
+        workers = s.hash(k.workers(inst))
+        workers[fl_id] = fl_id
+        s.expire(k.workers(inst), self.cfg_ttl)
+        s.put(k.worker_heartbeat(inst, fl_id), fl_id, HEARTBEAT_TTL_S)
+        for dead in [w for w in workers if not s.exists(k.worker_heartbeat(inst, w))]:
+            workers.pop(dead, None)
+
+    async def drop_worker(self, inst, fl_id):
+        k, s = self.keys, self.store
+        for key in (k.workers(inst), k.processes):
+            (s.get(key) or {}).pop(fl_id, None)
+            s.drop_if_empty(key)
+        s.delete(k.worker_heartbeat(inst, fl_id))
 
     async def drop_server(self, inst, node_id, forget_process=False):
         k, s = self.keys, self.store

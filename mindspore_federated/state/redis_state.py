@@ -18,6 +18,7 @@ from mindspore_federated.state.base import (
     Subscription,
     UpdateResult,
     config_ttl,
+    http_of,
     rank_of,
 )
 from mindspore_federated.state.keys import (
@@ -287,13 +288,41 @@ class RedisClusterState(RedisCipherVerbs, ClusterState):
         infos = {_s(n): _s(i) for n, i in infos.items()}
         ids = sorted(entries)
         alive = await self._exist_each([k.server_heartbeat(inst, i) for i in ids])
-        nodes = [NodeInfo(i, "SERVER", a, entries[i], rank_of(infos.get(i))) for i, a in zip(ids, alive)]
+        nodes = [NodeInfo(i, "SERVER", a, entries[i], rank_of(infos.get(i)), http_of(infos.get(i)))
+                 for i, a in zip(ids, alive)]
         return sorted(nodes, key=lambda n: (n.rank, n.node_id))
 
     async def worker_nodes(self, inst):
         ids = sorted(_s(i) for i in await self.r.hkeys(self.keys.workers(inst)))
         alive = await self._exist_each([self.keys.worker_heartbeat(inst, i) for i in ids])
         return [NodeInfo(i, "WORKER", a) for i, a in zip(ids, alive)]
+
+    async def claim(self, inst, iteration, name, node_id):
+        key = self.keys.claims(inst, iteration)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hsetnx(key, name, node_id)
+        pipe.expire(key, self.iter_ttl)
+        pipe.hget(key, name)
+        return _s((await pipe.execute())[2])
+
+    async def worker_heartbeat(self, inst, fl_id):
+        k = self.keys
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(k.workers(inst), fl_id, fl_id)
+        pipe.expire(k.workers(inst), self.cfg_ttl)
+        pipe.set(k.worker_heartbeat(inst, fl_id), fl_id, ex=HEARTBEAT_TTL_S)
+        await pipe.execute()
+        dead = [w.node_id for w in await self.worker_nodes(inst) if not w.alive]
+        if dead:
+            await self.r.hdel(k.workers(inst), *dead)
+
+    async def drop_worker(self, inst, fl_id):
+        k = self.keys
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hdel(k.workers(inst), fl_id)
+        pipe.delete(k.worker_heartbeat(inst, fl_id))
+        pipe.hdel(k.processes, fl_id)
+        await pipe.execute()
 
     async def _exist_each(self, keys):
         if not keys:

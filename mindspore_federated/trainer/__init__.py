@@ -1,1 +1,1 @@
-"""Training-side API (FederatedLearningManager, PushMetrics): not built yet, so nothing is exported."""
+"""Training-side API: FederatedLearningManager (a MindSpore Callback) and PushMetrics (a MindSpore Cell)."""

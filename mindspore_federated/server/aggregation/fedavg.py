@@ -21,7 +21,10 @@ def _elements(update):
 
 
 class FedAvgAccumulator:
-    """Σ uploaded weights (clients upload w·n) and Σ n for the aggregated features of one iteration."""
+    """Σ uploaded weights (clients upload w·n) and Σ n for the aggregated features of one iteration.
+
+    Σ n is also kept per weight (`weight_sizes`): a hybrid-training upload may leave weights out, and a weight
+    is averaged over the updates that carried it (none: it keeps the iteration's starting value)."""
 
     def __init__(self, spec):
         self.spec = spec
@@ -29,10 +32,14 @@ class FedAvgAccumulator:
         # One contiguous buffer (the all-reduce works on it in place) with a view per aggregated weight.
         self.flat = np.zeros(total, np.float32)
         self.sums = OrderedDict()
+        self.offsets = {}
         offset = 0
         for name in spec.aggregated:
+            self.offsets[name] = offset
             self.sums[name] = self.flat[offset:offset + spec.sizes[name]]
             offset += spec.sizes[name]
+        self.index = {name: i for i, name in enumerate(self.sums)}
+        self.weight_sizes = np.zeros(len(self.sums), np.float64)
         self.data_size = 0
         self.count = 0
         self._executor = None
@@ -41,6 +48,7 @@ class FedAvgAccumulator:
 
     def reset(self):
         self.flat.fill(0.0)
+        self.weight_sizes.fill(0.0)
         self.data_size = 0
         self.count = 0
 
@@ -76,6 +84,16 @@ class FedAvgAccumulator:
                     self._idle.set()
         self.data_size += data_size
         self.count += 1
+        if not isinstance(arrays, dict) or len(arrays) == len(self.sums):  # a compressed upload carries all
+            self.weight_sizes += data_size
+        else:
+            for name in arrays:
+                if name in self.index:
+                    self.weight_sizes[self.index[name]] += data_size
+
+    def extras(self):
+        """[Σn, Σn per weight] as float64, what the cross-server all-reduce sums next to `flat`."""
+        return np.concatenate(([float(self.data_size)], self.weight_sizes))
 
     async def drain(self):
         """Waits until no accumulation is in flight."""
@@ -83,28 +101,36 @@ class FedAvgAccumulator:
             self._idle = asyncio.Event()
             await self._idle.wait()
 
-    def average(self, base_model, total_data_size=None):
+    def average(self, base_model, total_data_size=None, weight_sizes=None):
         """New Model: Σu/Σn for aggregated weights, `base_model`'s values for require_aggr=False ones.
 
-        `total_data_size` overrides the local Σn after a cross-server all-reduce of `flat`. Returns None
-        when the result is not finite (the caller keeps the previous model).
+        `total_data_size` and `weight_sizes` override the local Σn (overall and per weight) after a
+        cross-server all-reduce. A weight no update carried keeps its `base_model` value. Returns None when
+        the result is not finite (the caller keeps the previous model).
         """
         n = total_data_size if total_data_size is not None else self.data_size
+        per_weight = self.weight_sizes if weight_sizes is None else weight_sizes
         if n <= 0:
             return None
         out = self.flat.copy()
-        _core.divide(out, float(n))
+        uniform = bool(np.all(per_weight == n))
+        if uniform:
+            _core.divide(out, float(n))
+        weights = OrderedDict()
+        for name in self.spec.order:
+            if not self.spec.require_aggr[name]:
+                weights[name] = base_model.weights[name]
+                continue
+            view = out[self.offsets[name]:self.offsets[name] + self.spec.sizes[name]]
+            if not uniform:
+                count = float(per_weight[self.index[name]])
+                if count <= 0:
+                    view[:] = np.asarray(base_model.weights[name]).reshape(-1)
+                else:
+                    _core.divide(view, count)
+            weights[name] = view
         if not _core.all_finite(out):
             return None
-        weights = OrderedDict()
-        offset = 0
-        for name in self.spec.order:
-            if self.spec.require_aggr[name]:
-                size = self.spec.sizes[name]
-                weights[name] = out[offset:offset + size]
-                offset += size
-            else:
-                weights[name] = base_model.weights[name]
         return Model(weights)
 
     def close(self):

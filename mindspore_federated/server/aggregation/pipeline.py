@@ -13,6 +13,7 @@ class AggregationRun:
     group: list = field(default_factory=list)   # node ids of the servers that accepted updates, sorted
     rank: int = 0                               # this server's place in `group`
     total_data_size: float = None               # Σn over the group after the all-reduce (None: local Σn)
+    weight_sizes: object = None                 # Σn per aggregated weight after the all-reduce (None: local)
     model: object = None                        # the averaged Model
     unmasked: bool = False                      # secure aggregation removed the masks (PW_ENCRYPT)
 

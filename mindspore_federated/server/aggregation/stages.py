@@ -1,6 +1,4 @@
 """The FedAvg aggregation stages of one server: collect, all-reduce over the group, average, finish."""
-import numpy as np
-
 from mindspore_federated import errors
 from mindspore_federated.server.aggregation.pipeline import AggregationPipeline, Stage
 from mindspore_federated.server.peers import allreduce_tag
@@ -41,14 +39,15 @@ class FedAvgStages:
         if any(node not in live for node in run.group):
             await self.finish_iteration(run.iteration, False, errors.ITER_SERVER_EXITED)
             return False
-        extras = np.array([ctx.acc.data_size], np.float64)
+        extras = ctx.acc.extras()
         await ctx.peers.allreduce([live[n] for n in run.group], run.rank, ctx.acc.flat, extras,
                                   allreduce_tag(ctx.inst, run.iteration))
-        run.total_data_size = float(extras[0])
+        run.total_data_size, run.weight_sizes = float(extras[0]), extras[1:]
         return True
 
     async def average(self, run):
-        run.model = self.ctx.acc.average(self.ctx.model_for(run.iteration - 1), run.total_data_size)
+        run.model = self.ctx.acc.average(self.ctx.model_for(run.iteration - 1), run.total_data_size,
+                                         run.weight_sizes)
         if run.model is None:
             reason = errors.ITER_AGG_FAILED.format(reason="weights are not finite")
             await self.finish_iteration(run.iteration, False, reason)

@@ -86,10 +86,15 @@ class EngineContext:
         """The model of `iteration`, else the newest one stored."""
         return self.store.get(iteration) or self.store.newest()
 
-    def model_of(self, iteration, instance=None):
-        """The model of `iteration` if this server has it (aggregated or stored), else None."""
+    def model_of(self, iteration, instance=None, stage=None):
+        """The model of `iteration` if this server has it (aggregated or stored), else None. Hybrid `stage`:
+        "devices" the devices' aggregate, "pushed" a worker's pushed model (not yet stored)."""
         if instance is not None and instance != self.inst:
             return None
+        if stage == "devices":
+            return self.aggregated.get(("devices", iteration))
+        if stage == "pushed":
+            return self.aggregated.get(iteration) if iteration == self.iteration else None
         model = self.aggregated.get(iteration)
         return model if model is not None else self.store.get(iteration)
 

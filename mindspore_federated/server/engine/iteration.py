@@ -24,6 +24,7 @@ class IterationLifecycle:
         self.ctx = ctx
         self.windows = windows
         self.pipeline = None
+        self._fetching_devices = False
 
     # ---- accumulate ---------------------------------------------------------------------------
     async def accumulate(self, iteration, arrays, meta, loss, accuracy):
@@ -50,22 +51,57 @@ class IterationLifecycle:
             await ctx.state.publish({"event": "aggregate", "instance": ctx.inst, "iteration": iteration})
 
     def push_model(self, iteration, weights):
-        """Hybrid pushWeight: the pushed weights replace the iteration's model. False if already final."""
+        """Hybrid pushWeight: the pushed weights replace the iteration's model (weights not pushed keep the
+        devices' aggregate, else the starting value). False if the model of `iteration` is final already."""
         ctx = self.ctx
         if iteration in ctx.aggregated:
             return False
-        merged = dict(ctx.model_for(iteration - 1).weights)
+        base = ctx.aggregated.get(("devices", iteration)) or ctx.model_for(iteration - 1)
+        merged = dict(base.weights)
         merged.update({n: w.copy() for n, w in weights.items()})
         ctx.aggregated[iteration] = Model(merged)
         return True
 
+    def device_model_here(self, iteration):
+        """The devices' aggregate of `iteration` if this server has it; else None, and a fetch from the
+        peers starts in the background (at most one at a time)."""
+        ctx = self.ctx
+        model = ctx.aggregated.get(("devices", iteration))
+        if model is None and not self._fetching_devices:
+            self._fetching_devices = True
+            ctx.spawn(self._fetch_devices(iteration))
+        return model
+
+    async def _fetch_devices(self, iteration):
+        try:
+            await self.device_model(iteration)
+        finally:
+            self._fetching_devices = False
+
+    async def device_model(self, iteration):
+        """Hybrid pullWeight: the devices' aggregate of `iteration`, from this server or a peer that
+        aggregated it; None while there is none."""
+        ctx = self.ctx
+        key = ("devices", iteration)
+        model = ctx.aggregated.get(key)
+        if model is None:
+            model = await self.fetch_model(iteration, stage="devices")
+            if model is not None and ctx.iteration == iteration:
+                ctx.aggregated.setdefault(key, model)
+        return model
+
     async def push_metrics(self, loss, accuracy):
-        """Hybrid pushMetrics: records them and ends the iteration (its model: pushed, or the start one)."""
+        """Hybrid pushMetrics: records them and ends the iteration valid. Its model: the worker's pushed
+        weights (here or on a peer), else the devices' aggregate, else the starting model."""
         ctx = self.ctx
         ctx.stats.pushed_loss, ctx.stats.pushed_accuracy = float(loss), float(accuracy)
         if ctx.hybrid:
             iteration = ctx.iteration
-            ctx.aggregated.setdefault(iteration, ctx.model_for(iteration - 1))
+            if iteration not in ctx.aggregated:
+                model = (await self.fetch_model(iteration, stage="pushed") or await self.device_model(iteration)
+                         or ctx.model_for(iteration - 1))
+                if ctx.iteration == iteration:
+                    ctx.aggregated.setdefault(iteration, model)
             await self.finish(iteration, True, errors.ITER_METRICS)
 
     # ---- aggregate and finish -------------------------------------------------------------------
@@ -159,14 +195,16 @@ class IterationLifecycle:
             previous = model or previous
             ctx.store.put(it, previous)
         ctx.aggregated = {k: v for k, v in ctx.aggregated.items()
-                          if not isinstance(k, int) or k >= new_iteration}
+                          if (k if isinstance(k, int) else k[1]) >= new_iteration}
 
-    async def fetch_model(self, iteration):
+    async def fetch_model(self, iteration, stage=None):
+        """The model of `iteration` from a peer (`stage` "devices": the hybrid devices' aggregate, "pushed":
+        only a worker's pushed model), or None."""
         ctx = self.ctx
         live = await ctx.state.live_servers(ctx.inst)
         peers = [live[n] for n in sorted(live) if n != ctx.node_id]
-        model = await ctx.peers.fetch_model(peers, iteration, ctx.inst)
-        if model is None:
+        model = await ctx.peers.fetch_model(peers, iteration, ctx.inst, stage)
+        if model is None and stage is None:
             logger.error("no peer could provide the model of iteration %s: keeping the previous model",
                          iteration)
         return model

@@ -373,3 +373,40 @@ def test_memory_heartbeat_lives_exactly_its_ttl(fl_name):
         assert await state.live_servers(inst) == {}
         assert not backend.store.exists(Keys(fl_name).server_heartbeat(inst, "n1"))
     run(backend, scenario)
+
+
+# ---- workers and claims (issue 16) -------------------------------------------------------------------
+async def _expire_worker(backend, state, inst, fl_id):
+    key = state.keys.worker_heartbeat(inst, fl_id)
+    if isinstance(backend, MemoryBackend):
+        assert 0 < backend.store.ttl(key) <= HEARTBEAT_TTL_S
+        backend.store.expire(key, 0)
+    else:
+        assert 0 < await state.r.ttl(key) <= HEARTBEAT_TTL_S
+        await state.r.pexpire(key, 1)
+        await asyncio.sleep(0.01)
+
+
+def test_worker_registry_drops_dead_workers(backend, fl_name):
+    async def scenario():
+        state, inst = await started(backend, fl_name)
+        for fl_id in ("w1", "w2"):
+            await state.register_process(fl_id, {"pid": 1, "role": "WORKER"})
+            await state.worker_heartbeat(inst, fl_id)
+        assert await state.worker_nodes(inst) == [NodeInfo("w1", "WORKER", True), NodeInfo("w2", "WORKER", True)]
+        await _expire_worker(backend, state, inst, "w2")
+        assert await state.worker_nodes(inst) == [NodeInfo("w1", "WORKER", True), NodeInfo("w2", "WORKER", False)]
+        await state.worker_heartbeat(inst, "w1")   # a beat sweeps the dead entry out
+        assert await state.worker_nodes(inst) == [NodeInfo("w1", "WORKER", True)]
+        await state.drop_worker(inst, "w1")
+        assert await state.worker_nodes(inst) == [] and "w1" not in await state.processes()
+    run(backend, scenario)
+
+
+def test_claim_is_won_once_per_iteration(backend, fl_name):
+    async def scenario():
+        state, inst = await started(backend, fl_name)
+        assert await state.claim(inst, 1, "pushWeight", "a") == "a"
+        assert await state.claim(inst, 1, "pushWeight", "b") == "a"
+        assert await state.claim(inst, 2, "pushWeight", "b") == "b"
+    run(backend, scenario)
