@@ -292,3 +292,9 @@ WORKER_ENCRYPT = ("the cloud worker supports encrypt_type NOT_ENCRYPT only in th
 WORKER_SYNC_TYPE = "FederatedLearningManager: sync_type must be 'fixed' or 'adaptive', got {sync_type!r}"
 WORKER_ARG = "FederatedLearningManager: {name} must be {what}, got {value!r}"
 WORKER_NO_PARAMS = "FederatedLearningManager: the network has no parameters to synchronise"
+
+
+# ---- device HTTP: hostile clients (ours, no reference equivalent; issue 14) ----------------------------------
+HTTP_TOO_MANY_CONNECTIONS = "The server has too many connections; try again later."
+HTTP_REQUEST_TIMEOUT = "The request was not received in time."
+HTTP_BAD_REQUEST = "Bad Request"

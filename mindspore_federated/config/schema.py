@@ -296,6 +296,20 @@ _SCHEMA = (
        "scheduler's REST port (empty: no endpoint)", default="/metrics", common=True),
     _E("manage.token", str, "Bearer token the scheduler's REST API, dashboard data and /metrics require "
        "(empty: none); the environment variable MSF_MANAGE_TOKEN, when set, wins", default="", common=True),
+    # ---- device HTTP against hostile clients (ours, not the reference's; issue 14) ----
+    _E("client.max_connections", int, "Device connections a server keeps open at once; past it a connection "
+       "gets HTTP 503 and is closed (lowered to what the open-files limit allows)", default=32768,
+       range=AT_LEAST_1),
+    _E("client.http_header_timeout", float, "Time from the first byte of a request head to its end; a slower "
+       "head gets 408 and the connection is closed", default=20.0, unit="s", range=ABOVE_0),
+    _E("client.http_body_timeout", float, "Window over which a request body must keep http_body_min_rate; "
+       "a slower body gets 408, the connection is closed and its upload slot given back", default=20.0,
+       unit="s", range=ABOVE_0),
+    _E("client.http_body_min_rate", int, "Minimum average rate of a request body over every "
+       "http_body_timeout window (0: at least one byte per window)", default=512, unit="bytes/s",
+       range=AT_LEAST_0),
+    _E("client.http_idle_timeout", float, "Time a keep-alive connection may wait for its next request",
+       default=75.0, unit="s", range=ABOVE_0),
 )
 del _E
 

@@ -16,6 +16,7 @@ from mindspore_federated.server.capabilities import check_hyper_params
 from mindspore_federated.server.device_api import DeviceApi, max_body_bytes
 from mindspore_federated.server.http_app import AiohttpDeviceServer
 from mindspore_federated.server.http_fast import FastDeviceServer
+from mindspore_federated.server.http_limits import HttpLimits
 from mindspore_federated.server.model import Model, ModelSpec
 from mindspore_federated.server.node import ServerNode
 from mindspore_federated.server.peers import Peers, max_frame_bytes
@@ -228,7 +229,8 @@ class ServerApp:
         api = DeviceApi(node, self.cfg.client.http_url_prefix, max_body_bytes(spec),
                         self.cfg.client.max_concurrent_uploads)
         engine = self.cfg.client.http_engine
-        server = FastDeviceServer(api) if engine == "fast" else AiohttpDeviceServer(api)
+        limits = HttpLimits.from_config(self.cfg)
+        server = FastDeviceServer(api, limits) if engine == "fast" else AiohttpDeviceServer(api, limits)
         host, port = split_host_port(self.http_address)
         try:
             await server.start(host, port, ssl_context=self.device_tls)

@@ -4,59 +4,51 @@ before more than one small read of the request is taken from the kernel) and wri
 the cached reply bytes, with no per-request framework objects; a waiting connection holds a few KiB. At most
 MAX_ACTIVE requests are in progress; other connections are not read meanwhile (backpressure, not errors).
 
-Supported: keep-alive and pipelining (answered in order), HTTP/1.0, Content-Length and chunked request bodies,
-`Expect: 100-continue`, any method on the round paths, GET /healthz. Malformed requests get 400 and the
-connection is closed; an idle connection is closed after `idle_timeout` seconds.
+Request heads and chunked framing are parsed by llhttp (http_wire.RequestParser, strict); a Content-Length
+body never goes through it. Supported: keep-alive and pipelining (answered in order), HTTP/1.0 and 1.1,
+Content-Length and chunked request bodies, `Expect: 100-continue`, any standard method on the round paths
+(HEAD gets the head of the reply only), GET /healthz. Malformed requests get 400 and the connection is closed.
+Hostile clients (http_limits.HttpLimits): past `max_connections` a connection gets 503 and is closed; a head
+not complete within `header_timeout`, or a body slower than `body_min_rate` over a `body_timeout` window,
+gets 408 and is closed (an upload slot it held is given back at once); an idle connection is closed after
+`idle_timeout`.
 """
 import asyncio
 import collections
 import contextlib
 import os
-import resource
 import socket
 import time
 
+from mindspore_federated import errors
 from mindspore_federated.log import get_logger
 from mindspore_federated.metrics.registry import CONTENT_TYPE_BYTES
 from mindspore_federated.server.device_api import ERROR_JSON
+from mindspore_federated.server.http_limits import DRAIN_S, LISTEN_BACKLOG, HttpLimits, raise_nofile_limit
 from mindspore_federated.server.http_wire import (
+    BAD_REQUEST_BODY,
     CONTINUE,
     JSON,
-    MAX_CHUNK_LINE,
     MAX_HEAD,
     OCTETS,
     TEXT,
     BadRequest,
-    parse_head,
+    BodyTooLarge,
+    RequestParser,
     response_head,
 )
 
 logger = get_logger(__name__)
 PROMETHEUS = CONTENT_TYPE_BYTES
 
-IDLE_TIMEOUT_S = 75.0       # no byte received while waiting for (or reading) a request
-SWEEP_S = 5.0
 SENDFILE_MIN = 1 << 20      # replies at least this large go out with sendfile(2) from a memfd copy of them
 READ_CHUNK = 2048           # one read outside a body (heads, small bodies, chunked framing): what a
                             # connection waiting for an upload slot holds of its body; the rest stays in the kernel
 
 MAX_ACTIVE = 512            # requests in progress at once; further connections stop being read (backpressure)
-LISTEN_BACKLOG = 65535     # the kernel caps it at net.core.somaxconn: a herd queues there, not in errors
-
-
-def raise_nofile_limit():
-    """Soft RLIMIT_NOFILE up to the hard limit: every device is a socket (15,000 at once are expected)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        except (ValueError, OSError) as exc:
-            logger.warning("cannot raise the open-files limit from %d to %d: %s", soft, target, exc)
-            return soft
-        logger.info("open-files limit raised from %d to %d", soft, target)
-        return target
-    return soft
+__all__ = ("FastDeviceServer", "LISTEN_BACKLOG", "raise_nofile_limit")
+TOO_MANY = errors.HTTP_TOO_MANY_CONNECTIONS.encode()
+TIMED_OUT = errors.HTTP_REQUEST_TIMEOUT.encode()
 
 
 # connection states
@@ -94,8 +86,8 @@ class _MemfdCache:
 class _Connection(asyncio.BufferedProtocol):
     """One device connection: (admission) -> head -> (slot) -> body -> round -> reply, then the next one."""
 
-    __slots__ = ("server", "api", "transport", "state", "buf", "req", "slot", "target", "pos", "last",
-                 "_slot_task", "_reply_task", "counted", "parked")
+    __slots__ = ("server", "api", "transport", "state", "buf", "req", "parser", "slot", "target", "pos",
+                 "deadline", "got", "mark_time", "mark_got", "_slot_task", "_reply_task", "counted", "parked")
 
     def __init__(self, server):
         self.server = server
@@ -104,10 +96,13 @@ class _Connection(asyncio.BufferedProtocol):
         self.state = _HEAD
         self.buf = bytearray()         # unparsed bytes (head, chunked framing, pipelined requests)
         self.req = None
+        self.parser = None             # llhttp on the request being read (head, then chunked framing)
         self.slot = None               # pooled upload buffer owned by this connection
         self.target = None             # writable view the body goes into
         self.pos = 0
-        self.last = time.monotonic()
+        self.deadline = time.monotonic() + server.limits.idle_timeout   # of a head or an idle wait
+        self.got = 0                   # bytes received (the body rate is measured on it)
+        self.mark_time, self.mark_got = 0.0, 0   # start of the current body-rate window
         self._slot_task = None
         self._reply_task = None        # the running round (a strong reference: the loop keeps weak ones)
         self.counted = False           # this connection's request counts in server.active
@@ -120,6 +115,9 @@ class _Connection(asyncio.BufferedProtocol):
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if len(self.server.connections) >= self.server.max_connections:
+            self.server.refused += 1
+            self._finish(503, TEXT, TOO_MANY, close=True)  # refused cleanly: the reply, then EOF
         self.server.connections.add(self)
 
     def connection_lost(self, exc):
@@ -138,7 +136,7 @@ class _Connection(asyncio.BufferedProtocol):
         return self.server.scratch  # shared by every connection: what is kept is copied out at once
 
     def buffer_updated(self, nbytes):
-        self.last = time.monotonic()
+        self.got += nbytes
         if self.state == _DRAIN:  # the rest of a refused request: dropped, so the close is not a reset
             self.pos += nbytes
             if self.pos > DRAIN_MAX:
@@ -156,7 +154,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def data_received(self, data):
         """For transports that do not use get_buffer (none of the loops here do; kept for completeness)."""
-        self.last = time.monotonic()
+        self.got += len(data)
         if self.state == _BODY and not self.buf:
             data = self._fill(data)
             if self.state == _BODY:
@@ -183,19 +181,26 @@ class _Connection(asyncio.BufferedProtocol):
                     return
         except BadRequest as exc:
             logger.debug("bad request from a device: %s", exc)
-            self._finish(400, TEXT, b"Bad Request", close=True)
+            self._finish(400, TEXT, BAD_REQUEST_BODY, close=True)
+        except BodyTooLarge:
+            self._finish(500, JSON, ERROR_JSON, close=True)
 
     def _take_head(self):
-        end = self.buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self.buf) > MAX_HEAD:
-                raise BadRequest("request head too large")
-            return False
-        if end > MAX_HEAD:
+        parser = self.parser
+        if parser is None:  # the first bytes of a head: its clock starts
+            parser = self.parser = RequestParser(self.api.max_body)
+            self.deadline = time.monotonic() + self.server.limits.header_timeout
+        end = self.buf.find(b"\r\n\r\n", max(0, parser.fed - 3))
+        stop = len(self.buf) if end < 0 else end + 4
+        if stop > MAX_HEAD:
             raise BadRequest("request head too large")
-        req = parse_head(bytes(self.buf[:end]), self.api.routes)
-        del self.buf[:end + 4]
+        req = parser.feed_head(self.buf[parser.fed:stop], end >= 0, self.api.routes)
+        if req is None:
+            return False
+        del self.buf[:stop]
         self.req = req
+        if not req.chunked:
+            self.parser = None
         if req.name is None:
             if req.path == self.api.metrics_path:  # Prometheus scrape (metrics.path), answered at once
                 self._finish(200, PROMETHEUS, self.api.metrics())
@@ -237,8 +242,9 @@ class _Connection(asyncio.BufferedProtocol):
         req = self.req
         if req.expect_continue and (req.chunked or req.length):
             self.transport.write(CONTINUE)
+        self.mark_time, self.mark_got = time.monotonic(), self.got  # the body's rate clock starts
         if req.chunked:
-            self.target, self.state = bytearray(), _CHUNKED
+            self.state = _CHUNKED
             return
         if self.slot is not None:
             self.slot, self.target = self.api.uploads.view(self.slot, req.length)
@@ -259,37 +265,50 @@ class _Connection(asyncio.BufferedProtocol):
         return b""
 
     def _take_chunks(self):
-        """Parses chunked framing from self.buf into self.target; True when the body is complete."""
-        while True:
-            line_end = self.buf.find(b"\r\n")
-            if line_end < 0:
-                if len(self.buf) > MAX_CHUNK_LINE:
-                    raise BadRequest("chunk size line too long")
-                return False
-            size_text = bytes(self.buf[:line_end]).split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise BadRequest("bad chunk size") from None
-            if size == 0:  # last chunk, then optional trailers and a blank line
-                end = self.buf.find(b"\r\n\r\n", line_end)
-                if end < 0:
-                    return False
-                del self.buf[:end + 4]
-                self.target = memoryview(self.target)
-                self.req.length = len(self.target)
-                self._dispatch()
-                return True
-            if len(self.buf) < line_end + 2 + size + 2:
-                return False
-            if len(self.target) + size > self.api.max_body:
-                self._finish(500, JSON, ERROR_JSON, close=True)
-                return False
-            start = line_end + 2
-            if self.buf[start + size:start + size + 2] != b"\r\n":
-                raise BadRequest("chunk not followed by CRLF")
-            self.target += self.buf[start:start + size]
-            del self.buf[:start + size + 2]
+        """Feeds chunked framing from self.buf to llhttp; True when the body is complete (and dispatched)."""
+        parser = self.parser
+        del self.buf[:parser.feed_chunked(self.buf)]
+        if not parser.done:
+            return False
+        self.parser = None
+        self.target = memoryview(parser.body)
+        self.req.length = len(parser.body)
+        self._dispatch()
+        return True
+
+    def time_out(self):
+        """A head or body too slow, or an idle wait over: 408 (nothing when idle between requests), then closed
+        at once; an upload slot held is given back now, not when the device finally goes."""
+        if self.state == _DRAIN:
+            self.state = _CLOSED
+            self.transport.close()
+            return
+        idle = self.state == _HEAD and self.parser is None and not self.buf
+        self.server.timed_out += not idle
+        self._end_request()
+        if self.state != _BUSY:
+            self._give_back()
+        self.target, self.state = None, _CLOSED
+        if not idle and self.transport.get_write_buffer_size() == 0:
+            self.transport.write(response_head(408, TEXT, TIMED_OUT, False) + TIMED_OUT)
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()   # a device that reads nothing is not waited for
+        else:
+            self.transport.close()
+
+    def check_clock(self, now, limits):
+        """Called by the sweeper: ends this connection when its head, body or idle wait is over its limit."""
+        state = self.state
+        if self.parked or state in (_WAIT_SLOT, _BUSY, _CLOSED):
+            return
+        if state in (_BODY, _CHUNKED):
+            if now - self.mark_time >= limits.body_timeout:
+                if limits.body_too_slow(self.got - self.mark_got, now - self.mark_time):
+                    self.time_out()
+                else:
+                    self.mark_time, self.mark_got = now, self.got
+        elif now > self.deadline:
+            self.time_out()
 
     def _dispatch(self):
         """The body is complete: answer at once when the round needs no waiting, else in a task."""
@@ -366,9 +385,12 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _finish(self, status, ctype, body, close=False):
         self._end_request()
-        keep_alive = self.req is not None and self.req.keep_alive and not close
-        head = response_head(status, ctype, body, keep_alive, self.req is not None and self.req.http10)
-        if len(body) < 65536:
+        req = self.req
+        keep_alive = req is not None and req.keep_alive and not close
+        head = response_head(status, ctype, body, keep_alive, req is not None and req.http10)
+        if req is not None and req.method == b"HEAD":
+            self.transport.write(head)  # the head of the reply (its length included), never a body
+        elif len(body) < 65536:
             self.transport.write(head + body)
         elif len(body) < SENDFILE_MIN or self.server.memfds is None:
             self.transport.writelines((head, body))  # the cached reply is sent as is, never copied
@@ -377,9 +399,12 @@ class _Connection(asyncio.BufferedProtocol):
         self.req = None
         if keep_alive:
             self.state = _HEAD
+            self.deadline = time.monotonic() + self.server.limits.idle_timeout
         elif close and self.transport.can_write_eof():
             self.state, self.pos = _DRAIN, 0   # half-close: the device reads the reply, then EOF
+            self.deadline = time.monotonic() + DRAIN_S
             self.buf.clear()
+            self.parser = None
             self.transport.write_eof()
             self.transport.resume_reading()
         else:
@@ -389,11 +414,14 @@ class _Connection(asyncio.BufferedProtocol):
 
 
 class FastDeviceServer:
-    """The listening socket, its connections, and an idle sweeper."""
+    """The listening socket, its connections, and a sweeper that ends connections over their time limits."""
 
-    def __init__(self, api, idle_timeout=IDLE_TIMEOUT_S, max_active=MAX_ACTIVE):
+    def __init__(self, api, limits=None, max_active=MAX_ACTIVE):
         self.api = api
-        self.idle_timeout = idle_timeout
+        self.limits = limits if limits is not None else HttpLimits()
+        self.max_connections = self.limits.max_connections
+        self.refused = 0                      # connections refused past max_connections
+        self.timed_out = 0                    # heads or bodies ended by their time limits
         self.connections = set()
         self.memfds = None
         self.max_active = max_active
@@ -406,7 +434,7 @@ class FastDeviceServer:
         self._sweeper = None
 
     async def start(self, host, port, ssl_context=None, backlog=LISTEN_BACKLOG):
-        raise_nofile_limit()
+        self.max_connections = self.limits.connection_cap(raise_nofile_limit())
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=backlog,
                                                 reuse_address=True, ssl=ssl_context)
@@ -441,17 +469,18 @@ class FastDeviceServer:
             conn.parked = False
             if conn.state == _CLOSED or conn.transport.is_closing():
                 continue
-            conn.last = now
+            conn.deadline = now + self.limits.header_timeout
             conn.transport.resume_reading()
             conn._advance()  # pylint: disable=protected-access
 
     async def _sweep(self):
+        limits = self.limits
+        every = limits.sweep_every()
         while True:
-            await asyncio.sleep(SWEEP_S)
-            cutoff = time.monotonic() - self.idle_timeout
+            await asyncio.sleep(every)
+            now = time.monotonic()
             for conn in list(self.connections):
-                if conn.state in (_HEAD, _BODY, _CHUNKED, _DRAIN) and conn.last < cutoff and not conn.parked:
-                    conn.transport.close()
+                conn.check_clock(now, limits)
 
     async def stop(self):
         """Stops listening and closes every connection (requests still running have been drained by then)."""
