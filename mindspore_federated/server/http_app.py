@@ -7,7 +7,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from mindspore_federated.log import get_logger
 from mindspore_federated.metrics.registry import CONTENT_TYPE
 from mindspore_federated.server.device_api import ERROR_JSON, HEALTH_PATH, UPLOAD_ROUNDS
-from mindspore_federated.server.http_fast import LISTEN_BACKLOG, raise_nofile_limit
+from mindspore_federated.server.http_guard import Guard, GuardedRunner, SlowBody, read_chunks, slow_body_reply
+from mindspore_federated.server.http_limits import LISTEN_BACKLOG, HttpLimits, raise_nofile_limit
 
 logger = get_logger(__name__)
 
@@ -21,8 +22,21 @@ def _error_json():
     return web.Response(status=500, content_type="application/json", body=ERROR_JSON)
 
 
-async def _read_upload(api, request):
-    """The body of an upload in a pooled buffer: (buffer to give back, view or None when unreadable)."""
+async def _read_small(api, request, limits):
+    """The body of a non-upload round as bytes, None when over the limit (raises SlowBody)."""
+    if request.content_length is not None and request.content_length > api.max_body:
+        return None
+    body = bytearray()
+    async for chunk in read_chunks(request, limits):
+        if len(body) + len(chunk) > api.max_body:
+            return None
+        body += chunk
+    return bytes(body)
+
+
+async def _read_upload(api, request, limits):
+    """The body of an upload in a pooled buffer: (buffer to give back, view or None when unreadable); raises
+    SlowBody (after giving the buffer back) when the body comes too slowly."""
     size = request.content_length
     transport = request.transport
     buf = api.uploads.try_acquire()
@@ -33,26 +47,26 @@ async def _read_upload(api, request):
         finally:
             if not transport.is_closing():
                 transport.resume_reading()
-    if size is None:  # chunked transfer: aiohttp enforces client_max_size
-        try:
-            return buf, memoryview(await request.read())
-        except (web.HTTPRequestEntityTooLarge, ConnectionError, HttpProcessingError):
+    try:
+        if size is None:  # chunked transfer
+            body = await _read_small(api, request, limits)
+            return buf, None if body is None else memoryview(body)
+        if size > api.max_body:
             return buf, None
-    if size > api.max_body:
+        buf, view = api.uploads.view(buf, size)
+        pos = 0
+        async for chunk in read_chunks(request, limits):
+            if pos + len(chunk) > size:
+                return buf, None
+            view[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+    except (ConnectionError, HttpProcessingError) as exc:  # the device went away mid-body
+        logger.debug("upload not received whole: %s", exc)
         return buf, None
-    buf, view = api.uploads.view(buf, size)
-    pos = 0
-    while pos < size:
-        try:
-            chunk = await request.content.readany()
-        except (ConnectionError, HttpProcessingError) as exc:  # the device went away mid-body
-            logger.debug("upload not received whole: %s", exc)
-            chunk = b""
-        if not chunk or pos + len(chunk) > size:
-            return buf, None
-        view[pos:pos + len(chunk)] = chunk
-        pos += len(chunk)
-    return buf, view
+    except SlowBody:
+        api.uploads.release(buf)   # at once: the slot is not held while the connection closes
+        raise
+    return buf, view if pos == size else None
 
 
 async def _answer(api, name, body):
@@ -60,15 +74,15 @@ async def _answer(api, name, body):
     return reply if isinstance(reply, bytes) else await reply
 
 
-def _make_handler(api, name):
+def _make_handler(api, name, limits):
     async def handler(request):
-        if name not in UPLOAD_ROUNDS:
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                return _error_json()
-            return await _reply(request, await _answer(api, name, body) if body else None)
-        buf, body = await _read_upload(api, request)
+        try:
+            if name not in UPLOAD_ROUNDS:
+                body = await _read_small(api, request, limits)
+                return await _reply(request, await _answer(api, name, body) if body else None)
+            buf, body = await _read_upload(api, request, limits)
+        except SlowBody:
+            return slow_body_reply(request)
         try:
             reply = await _answer(api, name, body) if body else None  # done with the body when it returns
         finally:
@@ -98,11 +112,12 @@ async def _reply(request, reply):
     return resp
 
 
-def build_app(api):
+def build_app(api, limits=None, middlewares=()):
     """The aiohttp application of `api` (a DeviceApi): one route per round (any method), plus /healthz."""
-    app = web.Application(client_max_size=api.max_body)
+    limits = limits if limits is not None else HttpLimits()
+    app = web.Application(client_max_size=api.max_body, middlewares=list(middlewares))
     for path, name in api.routes.items():
-        app.router.add_route("*", path, _make_handler(api, name))
+        app.router.add_route("*", path, _make_handler(api, name, limits))
 
     async def healthz(_request):
         return web.Response(body=api.health(), content_type="application/json")
@@ -119,14 +134,17 @@ def build_app(api):
 class AiohttpDeviceServer:
     """start/stop of the aiohttp engine, the same interface as the fast engine."""
 
-    def __init__(self, api):
+    def __init__(self, api, limits=None):
         self.api = api
+        self.limits = limits if limits is not None else HttpLimits()
+        self.guard = None
         self._runner = None
 
     async def start(self, host, port, ssl_context=None, backlog=LISTEN_BACKLOG):
-        raise_nofile_limit()
-        runner = web.AppRunner(build_app(self.api), access_log=None, handle_signals=False,
-                               read_bufsize=READ_BUFSIZE)
+        self.guard = guard = Guard(self.limits, self.limits.connection_cap(raise_nofile_limit()))
+        runner = GuardedRunner(guard, build_app(self.api, self.limits, (guard.middleware,)), access_log=None,
+                               handle_signals=False, read_bufsize=READ_BUFSIZE,
+                               keepalive_timeout=self.limits.idle_timeout)
         await runner.setup()
         site = web.TCPSite(runner, host, port, backlog=backlog, reuse_address=True, ssl_context=ssl_context)
         try:
