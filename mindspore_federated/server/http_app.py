@@ -7,7 +7,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 from mindspore_federated.log import get_logger
 from mindspore_federated.metrics.registry import CONTENT_TYPE
 from mindspore_federated.server.device_api import ERROR_JSON, HEALTH_PATH, UPLOAD_ROUNDS
-from mindspore_federated.server.http_guard import Guard, GuardedRunner, SlowBody, read_chunks, slow_body_reply
+from mindspore_federated.server.http_guard import (
+    SERVER_LOG,
+    Guard,
+    GuardedRunner,
+    SlowBody,
+    read_chunks,
+    slow_body_reply,
+)
 from mindspore_federated.server.http_limits import LISTEN_BACKLOG, HttpLimits, raise_nofile_limit
 
 logger = get_logger(__name__)
@@ -144,7 +151,7 @@ class AiohttpDeviceServer:
         self.guard = guard = Guard(self.limits, self.limits.connection_cap(raise_nofile_limit()))
         runner = GuardedRunner(guard, build_app(self.api, self.limits, (guard.middleware,)), access_log=None,
                                handle_signals=False, read_bufsize=READ_BUFSIZE,
-                               keepalive_timeout=self.limits.idle_timeout)
+                               keepalive_timeout=self.limits.idle_timeout, logger=SERVER_LOG)
         await runner.setup()
         site = web.TCPSite(runner, host, port, backlog=backlog, reuse_address=True, ssl_context=ssl_context)
         try:

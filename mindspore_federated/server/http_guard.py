@@ -2,8 +2,10 @@
 factory around aiohttp's that refuses connections past the cap (503, then closed) and ends heads slower than
 `header_timeout` (408, then closed); bodies are timed where the handlers read them (`read_chunks`)."""
 import asyncio
+import logging
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from mindspore_federated import errors
 from mindspore_federated.log import get_logger
@@ -14,6 +16,23 @@ logger = get_logger(__name__)
 
 TOO_MANY = errors.HTTP_TOO_MANY_CONNECTIONS.encode()
 TIMED_OUT = errors.HTTP_REQUEST_TIMEOUT.encode()
+
+
+class _BadInputFilter(logging.Filter):
+    """aiohttp logs each malformed request as an error with a traceback: hostile clients could flood the log.
+    Those become one debug line (the device got its 400 either way)."""
+
+    def filter(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.levelno, record.levelname, record.exc_info = logging.DEBUG, "DEBUG", None
+            record.msg, record.args = "bad request from a device: %s", (exc,)
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+SERVER_LOG = logging.getLogger(__name__ + ".aiohttp")
+SERVER_LOG.addFilter(_BadInputFilter())
 
 
 class SlowBody(Exception):
@@ -44,9 +63,13 @@ async def read_chunks(request, limits):
 
 
 def slow_body_reply(request):
-    """408 and the connection closed after it (nothing more of the body is read)."""
+    """408 written as is, then the connection closed (nothing more of the body is read: aiohttp would linger
+    reading it); the response returned only completes the handler and is never sent."""
+    transport = request.transport
+    if transport is not None and transport.get_write_buffer_size() == 0:
+        transport.write(response_head(408, TEXT, TIMED_OUT, False) + TIMED_OUT)
     request.protocol.force_close()
-    return web.Response(status=408, body=TIMED_OUT, content_type="text/plain", headers={"Connection": "close"})
+    return web.Response(status=408)
 
 
 class _Guarded(asyncio.Protocol):

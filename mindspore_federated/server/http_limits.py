@@ -56,6 +56,6 @@ class HttpLimits:
         """max_connections, lowered to what the open-files limit `nofile` allows (with a reserve)."""
         cap = min(self.max_connections, max(1, nofile - FD_RESERVE))
         if cap < self.max_connections:
-            logger.warning("client.max_connections %d lowered to %d by the open-files limit %d",
+            logger.info("client.max_connections %d lowered to %d by the open-files limit %d",
                            self.max_connections, cap, nofile)
         return cap

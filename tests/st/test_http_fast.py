@@ -11,6 +11,7 @@ import pytest
 from mindspore_federated.client import messages as m
 from tests.utils.cluster import SUCCEED, start_job, start_server, write_yaml
 from tests.utils.multi import ENTRY
+from tests.utils.raw_http import Reader, connect, request
 
 SUC_NOT_READY = 201
 
@@ -24,47 +25,8 @@ def server(tmp_path, redis_server, fl_name, procs):
     return address, (host, int(port)), fl_name
 
 
-def _request(path, body, extra=b"", version=b"HTTP/1.1"):
-    return b"POST %s %s\r\nHost: t\r\nContent-Length: %d\r\n%s\r\n%s" % (path.encode(), version, len(body), extra,
-                                                                          body)
-
-
-class Reader:
-    """Reads HTTP/1.1 responses (Content-Length framed) off one socket, with a deadline."""
-
-    def __init__(self, sock):
-        self.sock, self.buf = sock, b""
-
-    def _more(self):
-        chunk = self.sock.recv(1 << 16)
-        if not chunk:
-            raise EOFError("connection closed")
-        self.buf += chunk
-
-    def response(self):
-        while b"\r\n\r\n" not in self.buf:
-            self._more()
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split(b" ")[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(b":") for x in lines[1:])}
-        size = int(headers.get(b"content-length", b"0"))
-        while len(self.buf) < size:
-            self._more()
-        body, self.buf = self.buf[:size], self.buf[size:]
-        return status, headers, body
-
-    def closed(self):
-        try:
-            while True:
-                self._more()
-        except EOFError:
-            return True
-
-
-def _connect(addr):
-    s = socket.create_connection(addr, timeout=10)
-    return s, Reader(s)
+_request = request
+_connect = connect
 
 
 def test_pipelined_requests_are_answered_in_order_on_one_connection(server):
