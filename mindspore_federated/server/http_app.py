@@ -34,10 +34,14 @@ async def _read_small(api, request, limits):
     if request.content_length is not None and request.content_length > api.max_body:
         return None
     body = bytearray()
-    async for chunk in read_chunks(request, limits):
-        if len(body) + len(chunk) > api.max_body:
-            return None
-        body += chunk
+    try:
+        async for chunk in read_chunks(request, limits):
+            if len(body) + len(chunk) > api.max_body:
+                return None
+            body += chunk
+    except (ConnectionError, HttpProcessingError) as exc:  # the device went away, or a broken chunked body
+        logger.debug("body not received whole: %s", exc)
+        return None
     return bytes(body)
 
 

@@ -4,27 +4,28 @@ factory around aiohttp's that refuses connections past the cap (503, then closed
 import asyncio
 import logging
 
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from mindspore_federated import errors
 from mindspore_federated.log import get_logger
 from mindspore_federated.server.http_limits import DRAIN_S
-from mindspore_federated.server.http_wire import TEXT, response_head
+from mindspore_federated.server.http_wire import BAD_REQUEST_BODY, TEXT, response_head
 
 logger = get_logger(__name__)
 
 TOO_MANY = errors.HTTP_TOO_MANY_CONNECTIONS.encode()
 TIMED_OUT = errors.HTTP_REQUEST_TIMEOUT.encode()
+HTTP_1 = (HttpVersion10, HttpVersion11)
 
 
 class _BadInputFilter(logging.Filter):
-    """aiohttp logs each malformed request as an error with a traceback: hostile clients could flood the log.
-    Those become one debug line (the device got its 400 either way)."""
+    """aiohttp logs each malformed request (and each device gone mid-request) as an error with a traceback:
+    hostile clients could flood the log. Those become one debug line (the device got its 400 either way)."""
 
     def filter(self, record):
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError):
+        if isinstance(exc, (HttpProcessingError, ConnectionError)):
             record.levelno, record.levelname, record.exc_info = logging.DEBUG, "DEBUG", None
             record.msg, record.args = "bad request from a device: %s", (exc,)
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
@@ -62,14 +63,20 @@ async def read_chunks(request, limits):
             mark, got = now, 0
 
 
-def slow_body_reply(request):
-    """408 written as is, then the connection closed (nothing more of the body is read: aiohttp would linger
-    reading it); the response returned only completes the handler and is never sent."""
+def refuse(request, status, body):
+    """`status` written as is (an HTTP/1.1 status line whatever the request's version), then the connection
+    closed without reading more (aiohttp would linger reading a body); the response returned only completes
+    the handler and is never sent."""
     transport = request.transport
     if transport is not None and transport.get_write_buffer_size() == 0:
-        transport.write(response_head(408, TEXT, TIMED_OUT, False) + TIMED_OUT)
+        transport.write(response_head(status, TEXT, body, False) + body)
     request.protocol.force_close()
-    return web.Response(status=408)
+    return web.Response(status=status)
+
+
+def slow_body_reply(request):
+    """408, then the connection closed."""
+    return refuse(request, 408, TIMED_OUT)
 
 
 class _Guarded(asyncio.Protocol):
@@ -172,6 +179,8 @@ class Guard:
 
     @web.middleware
     async def middleware(self, request, handler):
+        if request.version not in HTTP_1:   # aiohttp would answer "HTTP/0.9 ..." or "HTTP/2.0 ..."
+            return refuse(request, 400, BAD_REQUEST_BODY)
         conn = self.by_inner.get(request.protocol)
         if conn is not None:
             conn.in_request, conn.head_since, conn.seen = True, None, False
