@@ -69,6 +69,7 @@ case "$cmd" in
     ;;
   run) setup; exec "$PY" -m mindspore_federated.local --example lenet "$@" ;;
   bench) setup; "$PY" bench/run_all.py "$@" ;;
+  fuzz) setup; "$PY" bench/fuzz.py "$@" ;;   # the long HTTP fuzz campaign (issue 14): bench/fuzz.py --help
   lint)
     need_apt; need_venv
     bad=$(grep -rl '<pybind11/' ccsrc | grep -v '^ccsrc/python/' || true)
@@ -79,5 +80,5 @@ case "$cmd" in
     echo "lint ok"
     ;;
   clean) rm -rf "$BUILD_DIR" mindspore_federated/_core*.so ./*.egg-info ;;
-  *) echo "usage: $0 [build|run|test|bench|lint|clean]"; exit 2 ;;
+  *) echo "usage: $0 [build|run|test|bench|fuzz|lint|clean]"; exit 2 ;;
 esac

@@ -199,8 +199,8 @@ class _Connection(asyncio.BufferedProtocol):
             return False
         del self.buf[:stop]
         self.req = req
-        if not req.chunked:
-            self.parser = None
+        if not req.chunked or not req.name or req.length > self.api.max_body:
+            self.parser = None   # llhttp reads a chunked body only when the body is read
         if req.name is None:
             if req.path == self.api.metrics_path:  # Prometheus scrape (metrics.path), answered at once
                 self._finish(200, PROMETHEUS, self.api.metrics())

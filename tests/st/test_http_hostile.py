@@ -180,3 +180,18 @@ def test_connections_past_the_cap_are_refused_and_the_server_keeps_serving(tmp_p
         for s in held:
             s.close()
     _no_traceback(proc)
+
+
+@ENGINES
+def test_idle_connections_are_closed_after_the_idle_timeout(tmp_path, redis_server, fl_name, procs, engine):
+    proc, address, addr = _server(tmp_path, redis_server, fl_name, procs, engine,
+                                  **{**LIMITS, "http_idle_timeout": 1.0})
+    fresh, (used, r) = socket.create_connection(addr, timeout=15), connect(addr, timeout=15)
+    with fresh, used:
+        used.sendall(request("/getModel", m.build_get_model(fl_name, 1)))
+        assert r.response()[0] == 200
+        t0 = time.monotonic()
+        assert fresh.recv(1) == b""   # nothing sent: closed without a reply
+        assert r.closed()             # after a reply, kept alive, then closed when idle
+        assert time.monotonic() - t0 < 10.0
+    _no_traceback(proc)

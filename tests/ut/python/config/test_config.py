@@ -673,7 +673,7 @@ def test_top_level_must_be_a_mapping(tmp_path):
 def test_schema_table_is_well_formed():
     entries = cfgmod.schema_table()
     keys = [entry.key for entry in entries]
-    assert len(keys) == len(set(keys)) == 61  # 59 + metrics.path, manage.token (issue 17)
+    assert len(keys) == len(set(keys)) == 66  # 59 + metrics.path, manage.token (issue 17) + 5 client.* (issue 14)
     assert {key for _, key in cfgmod.HYPER_PARAM_KEYS if key} <= set(keys)
     for entry in entries:
         assert entry.type in (int, float, str, bool) and entry.help
