@@ -28,6 +28,13 @@ def _progress(number, result):
     print(f"  {number:>7} inputs  {result.outcomes.most_common()}  failed={result.failed}", flush=True)
 
 
+def _log_errors(output, keep=3):
+    """The first `keep` error records of a server log (each with its traceback)."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if "[ERROR]" in line or line.startswith("Traceback")]
+    return ["\n".join(lines[i:i + 40]) for i in starts[:keep]]
+
+
 def run_target(args, address, fl_name):
     target = Target.of(address, args.tls, args.server_name)
     return asyncio.run(campaign(target, fl_name, args.inputs, seed=args.seed, concurrency=args.concurrency,
@@ -49,6 +56,7 @@ def run_engine(args, engine, workdir):
         output = proc.output()
         summary["server_alive"] = proc.alive()
         summary["log_tracebacks"] = output.count("Traceback") + output.count("[ERROR]")
+        summary["log_errors"] = _log_errors(output)
         try:
             summary["real_iteration"] = real_iteration(address, FL_NAME, 2) == 2
         except (AssertionError, OSError) as exc:

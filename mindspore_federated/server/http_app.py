@@ -1,7 +1,7 @@
 """The device API on aiohttp (`client.http_engine: aiohttp`): one route per round plus /healthz."""
 import contextlib
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from mindspore_federated.log import get_logger
@@ -16,6 +16,7 @@ from mindspore_federated.server.http_guard import (
     slow_body_reply,
 )
 from mindspore_federated.server.http_limits import LISTEN_BACKLOG, HttpLimits, raise_nofile_limit
+from mindspore_federated.server.http_wire import CONTINUE
 
 logger = get_logger(__name__)
 
@@ -123,12 +124,20 @@ async def _reply(request, reply):
     return resp
 
 
+async def _expect(request):
+    """`Expect: 100-continue` answered (HTTP/1.1), any other expectation ignored, as by the fast engine
+    (aiohttp's own handler echoes the header into a 417 and fails on bytes that are not UTF-8)."""
+    if request.version == HttpVersion11 and request.headers.get("Expect", "").lower() == "100-continue":
+        with contextlib.suppress(ConnectionError):   # the device went away: the handler finds out
+            await request.writer.write(CONTINUE)
+
+
 def build_app(api, limits=None, middlewares=()):
     """The aiohttp application of `api` (a DeviceApi): one route per round (any method), plus /healthz."""
     limits = limits if limits is not None else HttpLimits()
     app = web.Application(client_max_size=api.max_body, middlewares=list(middlewares))
     for path, name in api.routes.items():
-        app.router.add_route("*", path, _make_handler(api, name, limits))
+        app.router.add_route("*", path, _make_handler(api, name, limits), expect_handler=_expect)
 
     async def healthz(_request):
         return web.Response(body=api.health(), content_type="application/json")

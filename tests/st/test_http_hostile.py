@@ -195,3 +195,14 @@ def test_idle_connections_are_closed_after_the_idle_timeout(tmp_path, redis_serv
         assert r.closed()             # after a reply, kept alive, then closed when idle
         assert time.monotonic() - t0 < 10.0
     _no_traceback(proc)
+
+
+def test_an_unknown_or_undecodable_expectation_is_ignored(server):
+    """(aiohttp's own expect handler answered 500 with a traceback to bytes that are not UTF-8.)"""
+    address, addr, fl_name, _ = server
+    s, r = connect(addr)
+    with s:
+        for expect in (b"Expect: \xc0\xfe-continue\r\n", b"Expect: bogus\r\n"):
+            s.sendall(request("/getModel", m.build_get_model(fl_name, 1), extra=expect))
+            status, _, body = r.response()
+            assert status == 200 and m.parse_get_model(body).retcode == 201
