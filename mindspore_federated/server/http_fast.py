@@ -194,7 +194,7 @@ class _Connection(asyncio.BufferedProtocol):
         stop = len(self.buf) if end < 0 else end + 4
         if stop > MAX_HEAD:
             raise BadRequest("request head too large")
-        req = parser.feed_head(self.buf[parser.fed:stop], end >= 0, self.api.routes)
+        req = parser.feed_head(self.buf, stop, end >= 0, self.api.routes)
         if req is None:
             return False
         del self.buf[:stop]

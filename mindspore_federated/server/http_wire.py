@@ -10,7 +10,7 @@ STATUS_LINES = {200: b"200 OK", 400: b"400 Bad Request", 404: b"404 Not Found", 
                 503: b"503 Service Unavailable"}
 OCTETS, JSON, TEXT = b"application/octet-stream", b"application/json", b"text/plain; charset=utf-8"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-VERSIONS = ("1.0", "1.1")
+VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
 
 
 class BadRequest(Exception):
@@ -56,14 +56,14 @@ class RequestParser:
         self._url += url
 
     def on_header(self, name, value):
-        name = name.lower()
-        if name == b"content-length":
+        size = len(name)   # (cheap filter first: most headers are none of these three)
+        if size == 14 and name.lower() == b"content-length":
             self._length = int(value)   # llhttp checked: digits only, no overflow, not twice
-        elif name == b"transfer-encoding":
+        elif size == 17 and name.lower() == b"transfer-encoding":
             self._te += 1
             if self._te > 1 or value.lower() != b"chunked":
                 raise BadRequest("unsupported Transfer-Encoding")
-        elif name == b"expect":
+        elif size == 6 and name.lower() == b"expect":
             self._expect = value.lower()
 
     def on_headers_complete(self):
@@ -90,19 +90,19 @@ class RequestParser:
                 raise cause from None
             raise BadRequest(str(exc)) from None
 
-    def feed_head(self, data, complete, routes):
-        """Feeds the next bytes of the head (`complete`: they end with its blank line); the Request once the
-        head is complete, else None. Raises BadRequest."""
-        self._feed(data)
-        self.fed += len(data)
+    def feed_head(self, buf, stop, complete, routes):
+        """Feeds the head's bytes in `buf` up to `stop` (`complete`: they end with its blank line; `buf` starts
+        with the head); the Request once the head is complete, else None. Raises BadRequest."""
+        self._feed(buf[self.fed:stop])
+        self.fed = stop
         if self._head_done != complete:
             raise BadRequest("bad request head")
         if not complete:
             return None
-        parser = self._parser
-        version = parser.get_http_version()
-        if version not in VERSIONS:
+        line_end = buf.find(b"\r\n")   # llhttp checked the request line and its CRLF
+        if buf[line_end - 8:line_end] not in VERSIONS:
             raise BadRequest("unsupported HTTP version")
+        parser = self._parser
         method = parser.get_method()
         path = self._url.split(b"?", 1)[0].decode("latin-1")
         name = routes.get(path)
@@ -112,7 +112,7 @@ class RequestParser:
         if chunked:
             self.body = bytearray()
         return Request(name, path, method, self._length, chunked, parser.should_keep_alive(),
-                       self._expect == b"100-continue", version == "1.0")
+                       self._expect == b"100-continue", buf[line_end - 1] == 0x30)   # HTTP/1.0
 
     def feed_chunked(self, buf):
         """Feeds chunked framing from `buf` (a bytearray) up to the end of the body at most; returns how many
