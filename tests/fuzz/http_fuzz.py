@@ -126,7 +126,7 @@ async def run_one(target, inp, deadline_s, quiet_s):
             except asyncio.TimeoutError:
                 outcome = "replied_open" if replies and not half_closed and loop.time() < end else "hang"
                 break
-            except (ConnectionResetError, ssl.SSLError):
+            except (ConnectionError, ssl.SSLError):   # a reset, or our own write hit the server's close
                 outcome = "reset"
                 break
             if not chunk:
