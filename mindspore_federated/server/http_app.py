@@ -142,12 +142,18 @@ def build_app(api, limits=None, middlewares=()):
     async def healthz(_request):
         return web.Response(body=api.health(), content_type="application/json")
 
-    app.router.add_get(HEALTH_PATH, healthz)
+    app.router.add_get(HEALTH_PATH, healthz, expect_handler=_expect)
     if api.metrics_path:
         async def metrics(_request):
             return web.Response(body=api.metrics(), headers={"Content-Type": CONTENT_TYPE})
 
-        app.router.add_get(api.metrics_path, metrics)
+        app.router.add_get(api.metrics_path, metrics, expect_handler=_expect)
+
+    async def not_found(_request):
+        raise web.HTTPNotFound()
+
+    # every other path: a 404 from a route of ours, so aiohttp's own expect handler is never used
+    app.router.add_route("*", "/{tail:.*}", not_found, expect_handler=_expect)
     return app
 
 

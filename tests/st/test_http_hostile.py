@@ -206,3 +206,7 @@ def test_an_unknown_or_undecodable_expectation_is_ignored(server):
             s.sendall(request("/getModel", m.build_get_model(fl_name, 1), extra=expect))
             status, _, body = r.response()
             assert status == 200 and m.parse_get_model(body).retcode == 201
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nExpect: \xc0\xfe\r\n\r\n")
+        assert r.response()[0] == 200
+        s.sendall(b"POST /nope HTTP/1.1\r\nHost: t\r\nExpect: \xc0\r\nContent-Length: 0\r\n\r\n")
+        assert r.response()[0] == 404
