@@ -19,13 +19,26 @@ TIMED_OUT = errors.HTTP_REQUEST_TIMEOUT.encode()
 HTTP_1 = (HttpVersion10, HttpVersion11)
 
 
+def _in_default_expect(exc):
+    """aiohttp's own Expect handler (still used for `OPTIONS *` and `CONNECT host:port`, which reach no route
+    of ours) fails on header bytes that are not UTF-8: aiohttp answers 500, and that is bad input too."""
+    if not isinstance(exc, UnicodeError):
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "_default_expect_handler":
+            return True
+        tb = tb.tb_next
+    return False
+
+
 class _BadInputFilter(logging.Filter):
     """aiohttp logs each malformed request (and each device gone mid-request) as an error with a traceback:
     hostile clients could flood the log. Those become one debug line (the device got its 400 either way)."""
 
     def filter(self, record):
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, (HttpProcessingError, ConnectionError)):
+        if isinstance(exc, (HttpProcessingError, ConnectionError)) or _in_default_expect(exc):
             record.levelno, record.levelname, record.exc_info = logging.DEBUG, "DEBUG", None
             record.msg, record.args = "bad request from a device: %s", (exc,)
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
