@@ -291,11 +291,6 @@ _SCHEMA = (
     _E("client.http_engine", str, "HTTP server of the device API: 'fast' (a lean HTTP/1.1 protocol, about half "
        "the CPU per request) or 'aiohttp' (ours, not the reference's)", default="fast",
        choices=("fast", "aiohttp")),
-    # ---- observability and management-plane access (ours, not the reference's; issue 17) ----
-    _E("metrics.path", str, "Path of the Prometheus endpoint on every server's device port and on the "
-       "scheduler's REST port (empty: no endpoint)", default="/metrics", common=True),
-    _E("manage.token", str, "Bearer token the scheduler's REST API, dashboard data and /metrics require "
-       "(empty: none); the environment variable MSF_MANAGE_TOKEN, when set, wins", default="", common=True),
     # ---- device HTTP against hostile clients (ours, not the reference's; issue 14) ----
     _E("client.max_connections", int, "Device connections a server keeps open at once; past it a connection "
        "gets HTTP 503 and is closed (lowered to what the open-files limit allows)", default=32768,
@@ -310,6 +305,11 @@ _SCHEMA = (
        range=AT_LEAST_0),
     _E("client.http_idle_timeout", float, "Time a keep-alive connection may wait for its next request",
        default=75.0, unit="s", range=ABOVE_0),
+    # ---- observability and management-plane access (ours, not the reference's; issue 17) ----
+    _E("metrics.path", str, "Path of the Prometheus endpoint on every server's device port and on the "
+       "scheduler's REST port (empty: no endpoint)", default="/metrics", common=True),
+    _E("manage.token", str, "Bearer token the scheduler's REST API, dashboard data and /metrics require "
+       "(empty: none); the environment variable MSF_MANAGE_TOKEN, when set, wins", default="", common=True),
 )
 del _E
 
