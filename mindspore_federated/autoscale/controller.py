@@ -1,0 +1,62 @@
+"""The autoscaler loop: once per finished iteration, sample the signals, decide, act through a launcher,
+and keep a table of its decisions."""
+import asyncio
+import dataclasses
+import time
+
+from mindspore_federated.autoscale.policy import decide
+from mindspore_federated.log import get_logger
+
+LOG = get_logger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecisionRow:
+    iteration: int
+    servers: int
+    devices: object
+    desired: int
+    reason: str
+
+
+class Autoscaler:
+    def __init__(self, cfg, source, launcher, clock=time.monotonic):
+        self.cfg = cfg
+        self.source = source
+        self.launcher = launcher
+        self.clock = clock
+        self.last_change = None
+        self.last_iteration = None
+        self.decisions = []
+
+    async def step(self):
+        """One look at the cluster: a DecisionRow when a new iteration finished since the last look."""
+        sample = await self.source.sample()
+        if sample is None or sample.iteration == self.last_iteration:
+            return None
+        self.last_iteration = sample.iteration
+        s = sample.signals
+        decision = decide(self.cfg, s, self.clock(), self.last_change)
+        row = DecisionRow(sample.iteration, s.servers, s.devices_per_iteration, decision.desired, decision.reason)
+        self.decisions.append(row)
+        if decision.changes(s.servers):
+            LOG.info("autoscale after iteration %d: %d -> %d servers (%s)", sample.iteration, s.servers,
+                     decision.desired, decision.reason)
+            self.last_change = self.clock()
+            await self.launcher.scale_to(decision.desired)
+        return row
+
+    async def run(self, interval_s):
+        while True:
+            try:
+                await self.step()
+            except Exception as exc:  # noqa: BLE001 - one bad look must not stop the loop
+                LOG.warning("autoscale step failed: %s", exc)
+            await asyncio.sleep(interval_s)
+
+
+def table(rows):
+    """The decisions as a small Markdown table."""
+    out = ["| iteration | servers | devices | desired | reason |", "|---|---|---|---|---|"]
+    out += [f"| {r.iteration} | {r.servers} | {r.devices} | {r.desired} | {r.reason} |" for r in rows]
+    return "\n".join(out)
