@@ -10,7 +10,7 @@ import redis
 
 from mindspore_federated.client.device import Device, RetryPolicy
 from mindspore_federated.state.keys import Keys
-from tests.utils.cluster import call, start_job, update, wait_model, write_yaml
+from tests.utils.cluster import call, health, start_job, update, wait_model, write_yaml
 from tests.utils.multi import ENTRY
 from tests.utils.netns import NamespaceThread, Topology, netns_unavailable
 from tests.utils.wait import wait_for
@@ -96,6 +96,7 @@ def test_a_cut_link_is_a_dead_peer_and_training_goes_on(net, procs, tmp_path, fl
             return code == 200 and sorted(n["tcp_address"].split(":")[0] for n in body["nodes"]
                                           if n["role"] == "SERVER")
 
+        assert dev.call(health, sched)["status"] == "ok"      # the scheduler's /healthz (k8s probes)
         assert len(dev.call(wait_for, lambda: len(live_servers() or []) == 3 and live_servers(), 30,
                             what="3 servers in /state")) == 3
         # iteration 1: SDK devices from the device namespace, spread over the three hosts
