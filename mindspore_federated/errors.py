@@ -292,3 +292,9 @@ WORKER_ENCRYPT = ("the cloud worker supports encrypt_type NOT_ENCRYPT only in th
 WORKER_SYNC_TYPE = "FederatedLearningManager: sync_type must be 'fixed' or 'adaptive', got {sync_type!r}"
 WORKER_ARG = "FederatedLearningManager: {name} must be {what}, got {value!r}"
 WORKER_NO_PARAMS = "FederatedLearningManager: the network has no parameters to synchronise"
+# ---- autoscaler (issue 17) -----------------------------------------------------------------------------
+AUTOSCALE_K8S_CLIENT_MISSING = ("the kubernetes autoscale launcher needs the Python package 'kubernetes' "
+                                "(pip install kubernetes), which is not installed")
+AUTOSCALE_K8S_NO_CLUSTER = ("the kubernetes autoscale launcher found no cluster: not in a pod and no usable "
+                            "kubeconfig ({reason})")
+AUTOSCALE_BAD_CONFIG = "invalid autoscale configuration: {reason}"

@@ -32,7 +32,7 @@ class Autoscaler:
     async def step(self):
         """One look at the cluster: a DecisionRow when a new iteration finished since the last look."""
         sample = await self.source.sample()
-        if sample is None or sample.iteration == self.last_iteration:
+        if sample.iteration == self.last_iteration:
             return None
         self.last_iteration = sample.iteration
         s = sample.signals
@@ -43,8 +43,14 @@ class Autoscaler:
             LOG.info("autoscale after iteration %d: %d -> %d servers (%s)", sample.iteration, s.servers,
                      decision.desired, decision.reason)
             self.last_change = self.clock()
-            await self.launcher.scale_to(decision.desired)
+            await self.launcher.scale(s.servers, decision.desired)
         return row
+
+    def close(self):
+        """Stops what the launcher started, when it started processes itself."""
+        close = getattr(self.launcher, "close", None)
+        if close is not None:
+            close()
 
     async def run(self, interval_s):
         while True:

@@ -7,19 +7,18 @@ import signal
 import subprocess
 import sys
 
-from mindspore_federated.errors import FederatedError
+from mindspore_federated.errors import AUTOSCALE_K8S_CLIENT_MISSING, AUTOSCALE_K8S_NO_CLUSTER, FederatedError
 
-K8S_CLIENT_MISSING = ("the kubernetes autoscale launcher needs the Python package 'kubernetes' "
-                      "(pip install kubernetes), which is not installed")
 STOP_TIMEOUT_S = 30.0
 
 
 class Launcher(abc.ABC):
-    """Runs `count` servers."""
+    """Changes the number of servers."""
 
     @abc.abstractmethod
-    async def scale_to(self, count: int) -> None:
-        """Starts or gracefully stops servers until `count` run (returns once the change is under way)."""
+    async def scale(self, current: int, desired: int) -> None:
+        """From `current` live servers to `desired`: starts or gracefully stops servers (returns once the
+        change is under way)."""
 
 
 class LocalLauncher(Launcher):
@@ -39,7 +38,10 @@ class LocalLauncher(Launcher):
     def indexes(self):
         return [i for i, _ in self.procs]
 
-    async def scale_to(self, count):
+    async def scale(self, current, desired):
+        """Starts desired - current servers, or stops current - desired of the ones it started (newest
+        first; servers it did not start are never stopped)."""
+        count = max(0, len(self.procs) + desired - current)
         while len(self.procs) < count:
             index, self._next = self._next, self._next + 1
             cwd = self._cwd_of(index)
@@ -79,18 +81,21 @@ class KubernetesLauncher(Launcher):
             try:
                 from kubernetes import client, config  # noqa: PLC0415 - optional dependency
             except ImportError:
-                raise FederatedError(K8S_CLIENT_MISSING) from None
+                raise FederatedError(AUTOSCALE_K8S_CLIENT_MISSING) from None
             try:
                 config.load_incluster_config()
             except config.ConfigException:
-                config.load_kube_config()
+                try:
+                    config.load_kube_config()
+                except (config.ConfigException, OSError) as exc:
+                    raise FederatedError(AUTOSCALE_K8S_NO_CLUSTER.format(reason=exc)) from None
             api = client.AppsV1Api()
         self.api = api
         self.namespace = namespace
         self.statefulset = statefulset
 
-    async def scale_to(self, count):
-        body = {"spec": {"replicas": int(count)}}
+    async def scale(self, current, desired):
+        body = {"spec": {"replicas": int(desired)}}
         await asyncio.to_thread(self.api.patch_namespaced_stateful_set_scale, self.statefulset,
                                 self.namespace, body)
 

@@ -2,7 +2,6 @@
 state (live servers, devices accepted per finished iteration) until Prometheus metrics feed it."""
 import abc
 import dataclasses
-from typing import Optional
 
 from mindspore_federated.autoscale.policy import Signals
 
@@ -17,8 +16,8 @@ class Sample:
 
 class SignalSource(abc.ABC):
     @abc.abstractmethod
-    async def sample(self) -> Optional[Sample]:
-        """The latest signals, or None when the cluster has no instance yet."""
+    async def sample(self) -> Sample:
+        """The latest signals (iteration 0 and no servers before the first server created the instance)."""
 
 
 class ClusterStateSignals(SignalSource):
@@ -32,7 +31,7 @@ class ClusterStateSignals(SignalSource):
     async def sample(self):
         inst = await self.state.instance()
         if inst is None:
-            return None
+            return Sample(0, Signals(servers=0))
         servers = sum(1 for s in await self.state.server_nodes(inst) if s.alive)
         finished = int((await self.state.status(inst)).get("iterationNum", 1)) - 1
         devices = None
