@@ -64,6 +64,17 @@ def _container(kind, name):
     return _one(kind, name)["spec"]["template"]["spec"]["containers"][0]
 
 
+@pytest.mark.parametrize("kind,name", [("StatefulSet", "fl-server"), ("Deployment", "fl-scheduler"),
+                                       ("Deployment", "fl-worker")])
+def test_every_role_gets_the_secrets_enable_ssl_needs(kind, name):
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in _container(kind, name)["env"]
+           if "secretKeyRef" in e.get("valueFrom", {})}
+    assert env == {"MSF_REDIS_PASSWORD": "fl-redis-auth", "MSF_SSL_SERVER_PASSWORD": "fl-tls-passwords",
+                   "MSF_SSL_CLIENT_PASSWORD": "fl-tls-passwords"}
+    mounts = {m["mountPath"] for m in _container(kind, name)["volumeMounts"]}
+    assert "/etc/mindspore-federated/tls" in mounts
+
+
 def test_servers_keep_their_node_id_and_drain_on_stop():
     sts = _one("StatefulSet", "fl-server")
     c = _container("StatefulSet", "fl-server")
