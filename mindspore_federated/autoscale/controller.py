@@ -19,15 +19,17 @@ class DecisionRow:
     reason: str
 
 
+@dataclasses.dataclass
 class Autoscaler:
-    def __init__(self, cfg, source, launcher, clock=time.monotonic):
-        self.cfg = cfg
-        self.source = source
-        self.launcher = launcher
-        self.clock = clock
-        self.last_change = None
-        self.last_iteration = None
-        self.decisions = []
+    """cfg: a PolicyConfig; source: a SignalSource; launcher: a Launcher; decisions: every DecisionRow."""
+
+    cfg: object
+    source: object
+    launcher: object
+    clock: object = time.monotonic
+    last_change: object = None
+    last_iteration: object = None
+    decisions: list = dataclasses.field(default_factory=list)
 
     async def step(self):
         """One look at the cluster: a DecisionRow when a new iteration finished since the last look."""
