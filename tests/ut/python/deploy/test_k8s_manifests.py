@@ -69,8 +69,9 @@ def _container(kind, name):
 def test_every_role_gets_the_secrets_enable_ssl_needs(kind, name):
     env = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in _container(kind, name)["env"]
            if "secretKeyRef" in e.get("valueFrom", {})}
+    token = {"MSF_MANAGE_TOKEN": "fl-manage-token"} if name == "fl-scheduler" else {}
     assert env == {"MSF_REDIS_PASSWORD": "fl-redis-auth", "MSF_SSL_SERVER_PASSWORD": "fl-tls-passwords",
-                   "MSF_SSL_CLIENT_PASSWORD": "fl-tls-passwords"}
+                   "MSF_SSL_CLIENT_PASSWORD": "fl-tls-passwords", **token}
     mounts = {m["mountPath"] for m in _container(kind, name)["volumeMounts"]}
     assert "/etc/mindspore-federated/tls" in mounts
 
