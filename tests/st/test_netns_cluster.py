@@ -3,6 +3,7 @@ namespace on a private bridge (10.77.0.0/24); one server's link is cut mid-itera
 no ICMP) and the cluster drops it like a dead peer and trains on, losing at most that iteration."""
 import asyncio
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -111,11 +112,14 @@ def test_a_cut_link_is_a_dead_peer_and_training_goes_on(net, procs, tmp_path, fl
         assert dev.call(update, servers[2], fl_name, "x0", 2, ones).retcode == SUCCEED
         assert dev.call(update, servers[1], fl_name, "x1", 2, ones).retcode == SUCCEED
         net.cut("s2")
+        cut = time.monotonic()
         dev.call(update, servers[0], fl_name, "x2", 2, ones)   # may be the round's last: all-reduce meets the cut
         # the cluster drops the silent server (heartbeat expiry or an unanswered ping) and moves on
         ended = dev.call(wait_for, lambda: (st := status()).get("iterationNum") == "3" and st, 90,
                          what="iteration 2 ended")
+        ended_s = time.monotonic() - cut
         dev.call(wait_for, lambda: live_servers() == sorted(ips[:2]), 60, what="/state without the cut server")
+        dropped_s = time.monotonic() - cut
         # iteration 3 trains on the survivors (the devices get the live servers, as from /state)
         before = dev.call(wait_model, servers[0], fl_name, 2).features
         outcomes = dev.call(asyncio.run, _sdk_iteration(urls[:2], fl_name, 3), timeout=180)
@@ -123,8 +127,8 @@ def test_a_cut_link_is_a_dead_peer_and_training_goes_on(net, procs, tmp_path, fl
         after = [dev.call(wait_model, a, fl_name, 3).features for a in servers[:2]]
         np.testing.assert_array_equal(after[0]["w1"], after[1]["w1"])
         np.testing.assert_allclose(after[0]["w1"], np.ravel(before["w1"]) + _fedavg_shift(), rtol=1e-5)
-        print(f"cut link: iteration 2 success={ended.get('lastIterationSuccess')!r} "
-              f"-> iteration 3 trained on {len(after)} survivors")
+        print(f"cut link: iteration 2 ended {ended_s:.1f} s later (success={ended.get('lastIterationSuccess')!r}), "
+              f"/state dropped the host after {dropped_s:.1f} s, iteration 3 trained on {len(after)} survivors")
     finally:
         r.close()
         dev.close()
