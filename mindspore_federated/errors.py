@@ -298,3 +298,10 @@ WORKER_NO_PARAMS = "FederatedLearningManager: the network has no parameters to s
 HTTP_TOO_MANY_CONNECTIONS = "The server has too many connections; try again later."
 HTTP_REQUEST_TIMEOUT = "The request was not received in time."
 HTTP_BAD_REQUEST = "Bad Request"
+
+# ---- autoscaler (issue 17) -----------------------------------------------------------------------------
+AUTOSCALE_K8S_CLIENT_MISSING = ("the kubernetes autoscale launcher needs the Python package 'kubernetes' "
+                                "(pip install kubernetes), which is not installed")
+AUTOSCALE_K8S_NO_CLUSTER = ("the kubernetes autoscale launcher found no cluster: not in a pod and no usable "
+                            "kubeconfig ({reason})")
+AUTOSCALE_BAD_CONFIG = "invalid autoscale configuration: {reason}"

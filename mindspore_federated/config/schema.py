@@ -161,6 +161,7 @@ _PW = When("encrypt.encrypt_type", SECURE_AGGREGATION_TYPES)
 _DP = When("encrypt.encrypt_type", (DP_ENCRYPT,))
 _DS = When("encrypt.encrypt_type", (SIGNDS,))
 _PKI = When("client_verify.pki_verify", (True,))
+_AUTOSCALE = When("autoscale.enable_autoscale", (True,))
 _E = ConfigEntry
 
 # The whole schema, in the order problems are reported (spec §7).
@@ -310,6 +311,31 @@ _SCHEMA = (
        "scheduler's REST port (empty: no endpoint)", default="/metrics", common=True),
     _E("manage.token", str, "Bearer token the scheduler's REST API, dashboard data and /metrics require "
        "(empty: none); the environment variable MSF_MANAGE_TOKEN, when set, wins", default="", common=True),
+    # ---- the scheduler's policy autoscaler (issue 17) ------------------------------------------
+    _E("autoscale.enable_autoscale", bool, "The scheduler sizes the server fleet from the devices per "
+       "iteration (ours, not the reference's)", default=False, common=True),
+    _E("autoscale.launcher", str, "How servers are started and stopped: 'local' processes on the scheduler's "
+       "machine, or 'kubernetes' (the replicas of the servers' StatefulSet)", default="local",
+       choices=("local", "kubernetes"), only_when=_AUTOSCALE, common=True),
+    _E("autoscale.min_servers", int, "Fewest servers", default=1, range=AT_LEAST_1, only_when=_AUTOSCALE,
+       common=True),
+    _E("autoscale.max_servers", int, "Most servers (>= min_servers)", default=4, range=AT_LEAST_1,
+       only_when=_AUTOSCALE, common=True),
+    _E("autoscale.target_devices_per_server", float, "Devices (startFLJob requests) per iteration one server "
+       "should serve", default=100.0, range=ABOVE_0, only_when=_AUTOSCALE, common=True),
+    _E("autoscale.hysteresis", float, "Band around the target, as a fraction, inside which the count holds",
+       default=0.2, range=Range(0, 1, high_open=True), only_when=_AUTOSCALE, common=True),
+    _E("autoscale.cooldown", int, "Least time between two changes of the count", default=60, unit="s",
+       range=AT_LEAST_0, only_when=_AUTOSCALE, common=True),
+    _E("autoscale.check_interval", float, "How often the scheduler looks for a finished iteration", default=2.0,
+       unit="s", range=ABOVE_0, only_when=_AUTOSCALE, common=True),
+    _E("autoscale.local_first_port", int, "Device port of the first server the local launcher starts on "
+       "127.0.0.1 (the next ones count up)", default=6666, range=Range(1, 65535), only_when=_AUTOSCALE,
+       common=True),
+    _E("autoscale.k8s_namespace", str, "Namespace of the servers' StatefulSet (empty: the scheduler pod's)",
+       default="", only_when=_AUTOSCALE, common=True),
+    _E("autoscale.k8s_statefulset", str, "Name of the servers' StatefulSet", default="fl-server",
+       only_when=_AUTOSCALE, common=True),
 )
 del _E
 
@@ -329,6 +355,7 @@ SECTION_HELP = {
     "client": "Training plan sent to devices, and connection limits",
     "metrics": "Prometheus metrics (issue 17)",
     "manage": "Access to the scheduler's management plane (issue 17)",
+    "autoscale": "The scheduler's policy autoscaler (read only when enable_autoscale is true)",
 }
 
 # Hyper-param JSON keys (spec §1.10), in order -> config key; None = computed.

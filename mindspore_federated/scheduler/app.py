@@ -106,6 +106,11 @@ ROUTES = {"/state": handle_state, "/enableFLS": handle_enable, "/disableFLS": ha
           "/nodes": handle_nodes, "/scaleout": handle_scale_out, "/scalein": handle_scale_in}
 
 
+async def handle_healthz(request):
+    """Liveness/readiness: the REST app serves (no Redis round trip)."""
+    return web.json_response({"status": "ok", "node_id": request.app[SCHEDULER].node_id})
+
+
 def build_app(scheduler) -> web.Application:
     """The aiohttp app over `scheduler`: every route for GET and POST (the method is not checked), behind the
     management token when one is set; plus /metrics (metrics.path) and the dashboard (issue 17)."""
@@ -120,4 +125,5 @@ def build_app(scheduler) -> web.Application:
     path = metrics_path(scheduler.config)
     if path:
         app.router.add_get(path, handle_metrics)
+    app.router.add_get("/healthz", handle_healthz)
     return app

@@ -86,6 +86,7 @@ def main(argv=None) -> int:
     try:
         scheduler = Scheduler(config, args.scheduler_manage_address, ssl_context,
                               scheduler_port=args.scheduler_port)
+        scheduler.autoscale_ready(args.yaml_config)   # the local launcher starts servers with this YAML
     except RuntimeError as exc:
         return _fatal(exc, ExitCode.SCHEDULER_START_FAILED)
     log.set_node(scheduler.node_id)

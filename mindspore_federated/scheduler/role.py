@@ -81,6 +81,9 @@ class Scheduler:
         self._refresh = None
         self.token = manage_token(self.config)   # '' : the management plane is open (bound to loopback)
         self.watch = None                         # the cluster watch of the dashboard and the metrics
+        self.yaml_path = os.fspath(config) if isinstance(config, (str, os.PathLike)) else None
+        self._autoscaler = self._autoscale_task = None
+        self.autoscale_ready()
 
     # ---- app ------------------------------------------------------------------------------------
     def build_app(self) -> web.Application:
@@ -126,6 +129,7 @@ class Scheduler:
         self.watch.start()
         if not self.token and not is_loopback(self.ip):
             LOG.warning(OPEN_BIND.format(address=self.address))
+        self._start_autoscaler()
         LOG.info("scheduler of %s listening on %s", self.keys.fl_name, self.address)
         print(f"READY scheduler {self.address}", flush=True)
 
@@ -169,10 +173,37 @@ class Scheduler:
             except (RedisError, OSError):
                 pass
 
+    def autoscale_ready(self, yaml_path=None):
+        """Builds the autoscaler the config asks for (refusing a bad autoscale section or a missing launcher
+        now, before serving); `yaml_path` is the file the local launcher starts servers with."""
+        from mindspore_federated.autoscale.setup import build_autoscaler
+        self.yaml_path = yaml_path or self.yaml_path
+        section = self.config.autoscale
+        if self._autoscaler is None and section.enable_autoscale and (self.yaml_path or section.launcher != "local"):
+            self._autoscaler = build_autoscaler(self.config, self.yaml_path)
+
+    def _start_autoscaler(self):
+        from mindspore_federated.autoscale.setup import build_autoscaler
+        from mindspore_federated.autoscale.signals import ClusterStateSignals
+        if self.config.autoscale.enable_autoscale and self._autoscaler is None:
+            self._autoscaler = build_autoscaler(self.config, self.yaml_path)   # local without a YAML path: refused
+        if self._autoscaler is not None:
+            self._autoscaler.source = ClusterStateSignals(self.state)
+            interval = self.config.autoscale.check_interval
+            self._autoscale_task = asyncio.create_task(self._autoscaler.run(interval))
+
+    async def _stop_autoscaler(self):
+        if self._autoscale_task is not None:
+            self._autoscale_task.cancel()
+            await asyncio.gather(self._autoscale_task, return_exceptions=True)
+            await asyncio.to_thread(self._autoscaler.close)
+            self._autoscaler = self._autoscale_task = None
+
     async def stop(self):
         """Stops serving, deregisters (best effort, bounded) and closes the state."""
         if self.watch is not None:
             await self.watch.stop()
+        await self._stop_autoscaler()
         if self._refresh:
             self._refresh.cancel()
             await asyncio.gather(self._refresh, return_exceptions=True)

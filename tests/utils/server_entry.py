@@ -34,8 +34,9 @@ def main():
     parser.add_argument("--yaml_config", required=True)
     parser.add_argument("--http_server_address", required=True)
     parser.add_argument("--checkpoint_dir", default="./fl_ckpt/")
+    parser.add_argument("--tcp_server_ip", default="127.0.0.1")
     args = parser.parse_args()
-    FLServerJob(args.yaml_config, args.http_server_address, "127.0.0.1", args.checkpoint_dir).run(
+    FLServerJob(args.yaml_config, args.http_server_address, args.tcp_server_ip, args.checkpoint_dir).run(
         small_feature_map(), PrintingCallback())
     return 0
 

@@ -673,14 +673,16 @@ def test_top_level_must_be_a_mapping(tmp_path):
 def test_schema_table_is_well_formed():
     entries = cfgmod.schema_table()
     keys = [entry.key for entry in entries]
-    assert len(keys) == len(set(keys)) == 66  # 59 + metrics.path, manage.token (issue 17) + 5 client.* (issue 14)
+    # 59 + metrics.path, manage.token + 11 autoscale.* (issue 17) + 5 client.* (issue 14)
+    assert len(keys) == len(set(keys)) == 77
     assert {key for _, key in cfgmod.HYPER_PARAM_KEYS if key} <= set(keys)
     for entry in entries:
         assert entry.type in (int, float, str, bool) and entry.help
         assert entry.default is not None or entry.required or entry.example is not None, entry.key
         if entry.default is not None and entry.type is not str:
             assert type(entry.default) is entry.type, entry.key
-    sections = [key for key in keys if key.startswith(("ssl.", "distributed_cache.", "metrics.", "manage."))]
+    sections = [key for key in keys if key.startswith(("ssl.", "distributed_cache.", "metrics.", "manage.",
+                                                       "autoscale."))]
     assert {e.key for e in entries if e.common} == {
         "fl_name", "fl_iteration_num", "server_mode", "enable_ssl", "log_level", *sections}
 
