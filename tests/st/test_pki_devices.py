@@ -13,7 +13,7 @@ from mindspore_federated import errors
 from mindspore_federated.client import Device, RetryPolicy
 from mindspore_federated.client import messages as m
 from mindspore_federated.exit_codes import ExitCode
-from mindspore_federated.server.replies import OUT_OF_TIME, REQUEST_ERROR, SUCCEED
+from mindspore_federated.server.replies import OUT_OF_TIME, REQUEST_ERROR
 from tests.utils.certs import DevicePKI
 from tests.utils.cluster import post, start_server, wait_model, write_yaml
 from tests.utils.redis_server import free_port
@@ -90,11 +90,11 @@ def test_signed_devices_train_and_forgeries_get_the_reference_replies(server, fl
     async def train_both():
         policy = RetryPolicy(http_timeout=10, step_timeout=30, iteration_timeout=60)
         servers = f"http://{address}"
-        forged = {}
+        forged, started = {}, {}
 
         def train(features, _plan):
             if not forged:
-                model = {name: np.array(v) for name, v in features.items()}
+                model = started["model"] = {name: np.array(v) for name, v in features.items()}
                 forged["bad"] = upload(address, fl_name, good, model, signature=b"\x01" * 256)
                 forged["stale"] = upload(address, fl_name, good, model, timestamp=now_text(-120000))
                 wrong_key = other.signature(now_text(), 1)
@@ -104,9 +104,9 @@ def test_signed_devices_train_and_forgeries_get_the_reference_replies(server, fl
         async with Device(servers, fl_name, identity=good, policy=policy) as a, \
                 Device(servers, fl_name, identity=other, policy=policy) as b:
             return await asyncio.gather(a.run_iteration(train, fetch_model=False),
-                                        b.run_iteration(train, fetch_model=False)), forged
+                                        b.run_iteration(train, fetch_model=False)), forged, started.get("model")
 
-    outcomes, forged = asyncio.run(train_both())
+    outcomes, forged, start_model = asyncio.run(train_both())
     assert all(o.accepted for o in outcomes)
     assert (forged["bad"].retcode, forged["bad"].reason) == (
         REQUEST_ERROR, errors.UPDATE_SIGN_FAILED.format(fl_id=good.fl_id))
@@ -114,7 +114,12 @@ def test_signed_devices_train_and_forgeries_get_the_reference_replies(server, fl
         REQUEST_ERROR, errors.UPDATE_SIGN_FAILED.format(fl_id=good.fl_id))
     assert (forged["stale"].retcode, forged["stale"].reason) == (
         OUT_OF_TIME, errors.UPDATE_SIGN_STALE.format(fl_id=good.fl_id))
-    assert wait_model(address, fl_name, 2, timeout=30).retcode == SUCCEED  # the iteration was aggregated
+    # getModel of iteration 1 is not ready until iteration 1 is aggregated; then it answers iteration 2 with
+    # the average of the two signed uploads (start model + 0.5): none of the forged uploads was counted
+    aggregated = wait_model(address, fl_name, 1, timeout=30)
+    assert aggregated.iteration == 2
+    for name, start_value in start_model.items():
+        np.testing.assert_allclose(aggregated.features[name], start_value + np.float32(0.5), rtol=1e-6)
 
 
 def test_simulator_devices_sign_with_identities_from_an_equipment_ca(tmp_path, redis_server, fl_name, procs,
