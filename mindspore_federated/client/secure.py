@@ -8,6 +8,7 @@ getClientList -> [with a PKI identity: pushListSign (the device's signature over
 getListSign] -> reconstructSecrets (b shares of devices that uploaded, s shares of those that did not).
 STABLE_PW_ENCRYPT stops after getKeys and adds only the pairwise masks. With a PKI identity every request
 carries a timestamp and its signature (spec §5.4)."""
+import hashlib
 import os
 
 import numpy as np
@@ -164,7 +165,7 @@ class PairwiseSession:
         uploaded = set(reply.clients)
         self._phase_done("getClientList")
         if self.identity is not None:
-            await self._sign_client_list(sorted(uploaded))
+            await self._sign_client_list(reply.clients)
         shares = []
         for owner, (si, ss, bi, bs) in sorted(self.held.items()):
             shares.append((owner, bs, bi) if owner in uploaded else (owner, ss, si))
@@ -173,9 +174,11 @@ class PairwiseSession:
         self._phase_done("reconstructSecrets")
 
     async def _sign_client_list(self, clients):
-        """pushListSign (this device's signature over the client list, and req_signature over timestamp ‖
-        iteration) then getListSign (every device's list signature once enough are stored)."""
-        list_signature = signing.sign(self.identity.attestation_key, "".join(clients).encode())
+        """pushListSign (this device's signature over SHA-256 of the client list concatenated in the server's
+        order, as the Java client signs it; req_signature over timestamp ‖ iteration) then getListSign (every
+        device's list signature once enough are stored)."""
+        list_hash = hashlib.sha256("".join(clients).encode()).digest()
+        list_signature = signing.sign(self.identity.attestation_key, list_hash)
         fields = self._signed()
         await self.call("pushListSign", wire.build_push_list_sign(
             self.fl_id, self.iteration, list_signature, timestamp=fields["timestamp"],
