@@ -195,7 +195,8 @@ class Device:
     upload_compress: True encodes uploads as DIFF_SPARSE_QUANT when startFLJob advertises it (as the Java
       client does); False (default) always uploads plain feature maps, which servers accept either way.
     identity: a client.identity.DeviceIdentity for servers with client_verify.pki_verify: startFLJob carries
-      its certificates and signature, updateModel its signature, and fl_id defaults to the identity's.
+      its certificates and signature, updateModel and the cipher rounds their signatures (PW_ENCRYPT adds
+      pushListSign / getListSign), and fl_id defaults to the identity's.
     """
 
     def __init__(self, servers, fl_name, *, fl_id=None, data_size=1, eval_data_size=0, url_prefix="",

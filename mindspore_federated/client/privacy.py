@@ -61,7 +61,8 @@ class DevicePrivacy:
         if self.mode in ("PW_ENCRYPT", "STABLE_PW_ENCRYPT"):
             d = self.device
             self.session = PairwiseSession(d.fl_id, d.iteration, self.plan, self.call,
-                                           stable=self.mode == "STABLE_PW_ENCRYPT", drop_at=d.drop_at)
+                                           stable=self.mode == "STABLE_PW_ENCRYPT", drop_at=d.drop_at,
+                                           identity=d.identity)
             await self.session.before_training()
 
     def encode(self, weights):

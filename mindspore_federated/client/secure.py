@@ -4,15 +4,18 @@ exchangeKeys (two X25519 key pairs: c for encrypting shares, s for the pairwise 
 shareSecrets (Shamir shares of the s private key and of the individual seed b, each peer's pair encrypted with
 AES-256-CBC under PBKDF2(X25519(c_sk, c_pk_peer), empty salt), IV prepended) -> getSecrets -> [upload
 w*n + Σ ±pairwise masks + individual mask over the concatenation of the weights in name order] ->
-getClientList -> reconstructSecrets (b shares of devices that uploaded, s shares of those that did not).
-STABLE_PW_ENCRYPT stops after getKeys and adds only the pairwise masks."""
+getClientList -> [with a PKI identity: pushListSign (the device's signature over the client list) ->
+getListSign] -> reconstructSecrets (b shares of devices that uploaded, s shares of those that did not).
+STABLE_PW_ENCRYPT stops after getKeys and adds only the pairwise masks. With a PKI identity every request
+carries a timestamp and its signature (spec §5.4)."""
+import hashlib
 import os
 
 import numpy as np
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from mindspore_federated import armour
+from mindspore_federated import armour, signing
 from mindspore_federated.client.messages import cipher as wire
 
 SEED_BYTES, IV_BYTES, SALT_BYTES = 32, 16, 32
@@ -70,10 +73,13 @@ def unpack_shares(data):
 
 class PairwiseSession:
     """One iteration of one device. `call(round, body)` sends a request with the device's retry rules and
-    returns the SUCCEED reply; `drop_at` names the phase after which the device stops (None: never)."""
+    returns the SUCCEED reply; `drop_at` names the phase after which the device stops (None: never);
+    `identity` (a client.identity.DeviceIdentity, for servers with client_verify.pki_verify) signs the
+    requests and adds the list-signature rounds."""
 
-    def __init__(self, fl_id, iteration, plan, call, stable=False, drop_at=None):
+    def __init__(self, fl_id, iteration, plan, call, stable=False, drop_at=None, identity=None):
         self.fl_id, self.iteration, self.call = fl_id, iteration, call
+        self.identity = identity
         self.stable, self.drop_at = stable, drop_at
         self.t = plan.pw_params.t if plan.pw_params is not None else 1
         self.prime = plan.pw_params.prime if plan.pw_params is not None else b""
@@ -85,24 +91,30 @@ class PairwiseSession:
         self.mask_peers = []   # the peers whose pairwise masks this device adds (sorted)
         self.held = {}         # sender -> (s_index, s_share, b_index, b_share) it gave this device
 
+    def _signed(self, *parts):
+        """The timestamp and signature fields of a request (none without an identity)."""
+        return self.identity.round_fields(self.iteration, *parts) if self.identity is not None else {}
+
     def _phase_done(self, phase):
         if self.drop_at == phase:
             raise Dropped(phase)
 
     async def before_training(self):
+        c_pk = b"" if self.stable else self.c_pk
         await self.call("exchangeKeys", wire.build_exchange_keys(
-            self.fl_id, self.iteration, b"" if self.stable else self.c_pk, self.s_pk,
-            b"" if self.stable else self.ind_iv, self.pw_iv, self.pw_salt))
+            self.fl_id, self.iteration, c_pk, self.s_pk, b"" if self.stable else self.ind_iv, self.pw_iv,
+            self.pw_salt, **self._signed(c_pk, self.s_pk)))
         self._phase_done("exchangeKeys")
-        reply = await self.call("getKeys", wire.build_get_keys(self.fl_id, self.iteration))
+        reply = await self.call("getKeys", wire.build_get_keys(self.fl_id, self.iteration, **self._signed()))
         self.peers = {k.fl_id: k for k in reply.keys if k.fl_id != self.fl_id}
         self._phase_done("getKeys")
         if self.stable:
             self.mask_peers = sorted(self.peers)
             return
-        await self.call("shareSecrets", wire.build_share_secrets(self.fl_id, self.iteration, self._my_shares()))
+        await self.call("shareSecrets", wire.build_share_secrets(self.fl_id, self.iteration, self._my_shares(),
+                                                                 **self._signed()))
         self._phase_done("shareSecrets")
-        reply = await self.call("getSecrets", wire.build_get_secrets(self.fl_id, self.iteration))
+        reply = await self.call("getSecrets", wire.build_get_secrets(self.fl_id, self.iteration, **self._signed()))
         for sender, share, _index in reply.shares:
             if sender in self.peers:
                 self.held[sender] = unpack_shares(decrypt_share(self._share_key(sender), share))
@@ -148,11 +160,27 @@ class PairwiseSession:
         self._phase_done("updateModel")
         if self.stable:
             return
-        reply = await self.call("getClientList", wire.build_get_client_list(self.fl_id, self.iteration))
+        reply = await self.call("getClientList", wire.build_get_client_list(self.fl_id, self.iteration,
+                                                                            **self._signed()))
         uploaded = set(reply.clients)
         self._phase_done("getClientList")
+        if self.identity is not None:
+            await self._sign_client_list(reply.clients)
         shares = []
         for owner, (si, ss, bi, bs) in sorted(self.held.items()):
             shares.append((owner, bs, bi) if owner in uploaded else (owner, ss, si))
-        await self.call("reconstructSecrets", wire.build_reconstruct_secrets(self.fl_id, self.iteration, shares))
+        await self.call("reconstructSecrets", wire.build_reconstruct_secrets(self.fl_id, self.iteration, shares,
+                                                                             **self._signed()))
         self._phase_done("reconstructSecrets")
+
+    async def _sign_client_list(self, clients):
+        """pushListSign (this device's signature over SHA-256 of the client list concatenated in the server's
+        order, as the Java client signs it; req_signature over timestamp ‖ iteration) then getListSign (every
+        device's list signature once enough are stored)."""
+        list_hash = hashlib.sha256("".join(clients).encode()).digest()
+        list_signature = signing.sign(self.identity.attestation_key, list_hash)
+        fields = self._signed()
+        await self.call("pushListSign", wire.build_push_list_sign(
+            self.fl_id, self.iteration, list_signature, timestamp=fields["timestamp"],
+            req_signature=fields["signature"]))
+        await self.call("getListSign", wire.build_get_list_sign(self.fl_id, self.iteration, **self._signed()))

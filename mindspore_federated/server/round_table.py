@@ -10,8 +10,9 @@ from mindspore_federated import errors
 from mindspore_federated.server import hybrid_rounds, replies, rounds
 from mindspore_federated.server.engine.windows import Window
 from mindspore_federated.server.replies import REQUEST_ERROR
-from mindspore_federated.server.secagg import key_rounds, list_rounds, secret_rounds
-from mindspore_federated.server.signed_rounds import Signed
+from mindspore_federated.server.secagg import key_rounds, list_rounds, secret_rounds, wire
+from mindspore_federated.server.secagg.common import next_req_time
+from mindspore_federated.server.signed_rounds import Signed, cipher_rule
 
 
 class RoundHost(NamedTuple):
@@ -93,6 +94,13 @@ def _cipher_window(name):
     return Window(name, "cipher_time_window", f"field:{name}", f"cipher_threshold_{name}")
 
 
+def _cipher_signed(name):
+    """A cipher round's PKI rule (spec §5.4), refusing in the round's own reply table."""
+    build = wire.REFUSALS[name]
+    return cipher_rule(name, lambda host, retcode, reason: build(retcode, reason, host.ctx.iteration,
+                                                                 next_req_time()))
+
+
 ROUNDS = (
     DeviceRound("startFLJob", rounds.start_fl_job, "RequestFLJob", _bad_fl_job,
                 Window("startFLJob", "start_fl_job_time_window", "field:startFLJob", "threshold_start",
@@ -110,21 +118,23 @@ ROUNDS = (
     DeviceRound("pushMetrics", hybrid_rounds.push_metrics, "RequestPushMetrics", _bad_metrics),
     # secure aggregation (spec §5.1): routed only when the cluster's encrypt type runs them
     DeviceRound("exchangeKeys", key_rounds.exchange_keys, "RequestExchangeKeys", key_rounds.bad_exchange_keys,
-                _cipher_window("exchangeKeys")),
+                _cipher_window("exchangeKeys"), signed=_cipher_signed("exchangeKeys")),
     DeviceRound("getKeys", key_rounds.get_keys, "GetExchangeKeys", key_rounds.bad_get_keys,
-                _cipher_window("getKeys")),
+                _cipher_window("getKeys"), signed=_cipher_signed("getKeys")),
     DeviceRound("shareSecrets", secret_rounds.share_secrets, "RequestShareSecrets", secret_rounds.bad_share_secrets,
-                _cipher_window("shareSecrets")),
+                _cipher_window("shareSecrets"), signed=_cipher_signed("shareSecrets")),
     DeviceRound("getSecrets", secret_rounds.get_secrets, "GetShareSecrets", secret_rounds.bad_get_secrets,
-                _cipher_window("getSecrets")),
+                _cipher_window("getSecrets"), signed=_cipher_signed("getSecrets")),
     DeviceRound("getClientList", list_rounds.client_list, "GetClientList", list_rounds.bad_client_list,
-                _cipher_window("getClientList")),
+                _cipher_window("getClientList"), signed=_cipher_signed("getClientList")),
     DeviceRound("reconstructSecrets", list_rounds.reconstruct_secrets, "SendReconstructSecret",
-                list_rounds.bad_reconstruct, _cipher_window("reconstructSecrets")),
+                list_rounds.bad_reconstruct, _cipher_window("reconstructSecrets"),
+                signed=_cipher_signed("reconstructSecrets")),
     DeviceRound("pushListSign", list_rounds.push_list_sign, "SendClientListSign", list_rounds.bad_push_list_sign,
-                _cipher_window("pushListSign")),
+                _cipher_window("pushListSign"), signed=_cipher_signed("pushListSign")),
     DeviceRound("getListSign", list_rounds.get_list_sign, "RequestAllClientListSign",
-                list_rounds.bad_get_list_sign, _cipher_window("getListSign")),
+                list_rounds.bad_get_list_sign, _cipher_window("getListSign"),
+                signed=_cipher_signed("getListSign")),
 )
 BY_NAME = {r.name: r for r in ROUNDS}
 WINDOWS = tuple(r.window for r in ROUNDS if r.window is not None)

@@ -85,3 +85,17 @@ def get_list_sign(retcode, reason, signs, iteration, next_req_time):
     b.Finish(table(b, ReturnAllClientListSign, Retcode=retcode, Reason=reason, ClientListSign=entries or None,
                    Iteration=iteration, NextReqTime=str(next_req_time)))
     return bytes(b.Output())
+
+
+# round -> (retcode, reason, iteration, next_req_time) -> its reply refusing a request (the PKI step); getKeys
+# and getSecrets replies carry no reason
+REFUSALS = {
+    "exchangeKeys": lambda rc, why, it, t: exchange_keys(rc, why, t, it),
+    "getKeys": lambda rc, why, it, t: get_keys(rc, it, t),
+    "shareSecrets": lambda rc, why, it, t: share_secrets(rc, why, t, it),
+    "getSecrets": lambda rc, why, it, t: get_secrets(rc, it, t),
+    "getClientList": lambda rc, why, it, t: client_list(rc, why, (), it, t),
+    "reconstructSecrets": reconstruct,
+    "pushListSign": push_list_sign,
+    "getListSign": lambda rc, why, it, t: get_list_sign(rc, why, (), it, t),
+}
