@@ -1,5 +1,6 @@
 """Workers over HTTPS (enable_ssl, server certificate verified against the YAML's CA) and the cloud worker's
 STABLE_PW_ENCRYPT masks: real servers and Redis, certificates made at test time."""
+import asyncio
 import os
 import ssl
 import threading
@@ -7,10 +8,12 @@ import threading
 import numpy as np
 import pytest
 
+from mindspore_federated.client.device import Device, https_context
 from mindspore_federated.config import load_config
 from mindspore_federated.models import LENET5_SHAPES
+from mindspore_federated.tls import worker_client_context
 from mindspore_federated.worker.cloud import CloudWorker
-from tests.st.test_tls_cluster import one_device_iteration, pki, start_tls_server, tls_redis, tls_yaml  # noqa: F401
+from tests.st.test_tls_cluster import pki, start_tls_server, tls_redis, tls_yaml  # noqa: F401
 from tests.utils.certs import TestCA
 from tests.utils.cluster import SUCCEED, get_model, start_server, write_yaml
 from tests.utils.procs import REPO
@@ -18,6 +21,16 @@ from tests.utils.secagg import pw_section
 
 WORKER = os.path.join(REPO, "example", "hybrid_lenet", "run_worker.py")
 NAMES = list(LENET5_SHAPES)
+
+
+def device_iteration_over_https(http, fl_name, ca_file):
+    """One device iteration (a small step, so that the worker's training stays finite); the outcome."""
+    async def scenario():
+        async with Device(f"https://{http}", fl_name, data_size=4, ssl_context=https_context(ca_file)) as device:
+            def train(features, _plan):
+                return {k: v + np.float32(0.001) for k, v in features.items()}, 0.1, 0.9
+            return await asyncio.wait_for(device.run_iteration(train), 90)
+    return asyncio.run(scenario())
 
 
 @pytest.mark.mindspore
@@ -28,7 +41,10 @@ def test_hybrid_worker_over_https_completes_an_iteration(tmp_path, fl_name, proc
     worker = procs.python("worker", WORKER, "--yaml_config", yaml_path, "--fl_iteration_num", "1",
                           "--sync_frequency", "2", "--dump_dir", str(dump))
     worker.wait_line("READY worker worker_fl_", timeout=120)
-    outcome = one_device_iteration(http, fl_name, pki["ca"])   # ends once the worker pushed its weights
+    try:
+        outcome = device_iteration_over_https(http, fl_name, pki["ca"])   # ends once the worker pushed
+    except TimeoutError:
+        pytest.fail(f"no model within 90 s; the worker said: {worker.output()[-3000:]}")
     assert outcome.accepted and outcome.model is not None
     assert worker.wait_exit(120) == 0, worker.output()[-3000:]
     with np.load(dump / "pushed_1.npz") as pushed:
@@ -44,8 +60,6 @@ def test_worker_link_refuses_a_server_certificate_from_another_ca(tmp_path, fl_n
     other.mkdir()
     cfg = load_config(tls_yaml(other, fl_name, {**pki, "ca": TestCA("other-ca").write_pem(other / "ca.pem")},
                                tls_redis), role="worker")
-    from mindspore_federated.tls import worker_client_context
-
     silo = CloudWorker(cfg, [http], ssl_context=worker_client_context(cfg), deadline_s=3)
     with pytest.raises(ConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
         silo.start_fl_job(1)
@@ -92,3 +106,21 @@ def test_two_cloud_workers_stable_pw_masks_cancel_in_the_aggregate(tmp_path, red
         for k in range(2):   # what each silo uploaded is masked: far from its plain w·n
             upload = np.asarray(silos[k].last_upload[name], np.float64).reshape(-1)
             assert np.max(np.abs(upload - plain[k])) > 0.01, name
+
+
+@pytest.mark.mindspore
+def test_manager_refuses_https_without_a_ca_and_ssl_config_without_enable_ssl(tmp_path, redis_server, fl_name,
+                                                                             pki):  # noqa: F811
+    from mindspore import nn
+
+    from mindspore_federated import FederatedLearningManager, SSLConfig, errors
+
+    no_ca = write_yaml(tmp_path, redis_server.address, fl_name, enable_ssl=True,
+                       ssl={"server_cert_path": pki["server"], "client_cert_path": pki["client"], "ca_cert_path": ""})
+    with pytest.raises(errors.ConfigError, match="'ssl.ca_cert_path' is missing"):   # no HTTPS unverified
+        FederatedLearningManager(no_ca, nn.Dense(2, 1), 1, http_server_address="127.0.0.1:1",
+                                 run_mode="FEDERATED_LEARNING")
+    plain = write_yaml(tmp_path / "plain", redis_server.address, fl_name)
+    with pytest.raises(ValueError, match="ssl_config"):
+        FederatedLearningManager(plain, nn.Dense(2, 1), 1, http_server_address="127.0.0.1:1",
+                                 run_mode="FEDERATED_LEARNING", ssl_config=SSLConfig("a", "b"))
