@@ -2,7 +2,6 @@
 iteration, then w·n plus a pairwise mask with every other silo, signed so that the masks cancel in the sum.
 
 The key agreement and mask kernels are the device SDK's (client/secure.PairwiseSession over armour)."""
-import asyncio
 import time
 
 from mindspore_federated import errors
@@ -32,9 +31,15 @@ class StableMasks:
             time.sleep(NOT_READY_RETRY_S)
 
     def exchange(self):
-        """exchangeKeys then getKeys (blocking; the session's coroutine never waits on a loop of its own)."""
-        asyncio.run(self.session.before_training())
-        return self
+        """exchangeKeys then getKeys, blocking. The session's only awaits are `_call`, which never suspends, so
+        its coroutine completes in one step: no event loop is needed (training may run inside one, e.g. Jupyter)."""
+        steps = self.session.before_training()
+        try:
+            steps.send(None)
+        except StopIteration:
+            return self
+        steps.close()
+        raise RuntimeError(errors.WORKER_REPLY.format(round="exchangeKeys", reason="the key exchange suspended"))
 
     def mask(self, features):
         """name -> float32 w·n: the masked upload (the masks span the weights in name order)."""
