@@ -287,8 +287,8 @@ WORKER_FINISHED = "The server's training job is disabled or finished: {round} is
 WORKER_REPLY = "{round} failed: {reason}"
 WORKER_MODE = ("FederatedLearningManager: run_mode {run_mode!r} is not supported "
                "(expected FEDERATED_LEARNING or HYBRID_TRAINING)")
-WORKER_ENCRYPT = ("the cloud worker supports encrypt_type NOT_ENCRYPT only in this build "
-                  "(STABLE_PW_ENCRYPT masks are not built yet); the YAML asks for {encrypt_type}")
+WORKER_ENCRYPT = ("the cloud worker supports encrypt_type NOT_ENCRYPT or STABLE_PW_ENCRYPT only; "
+                  "the YAML asks for {encrypt_type}")
 WORKER_SYNC_TYPE = "FederatedLearningManager: sync_type must be 'fixed' or 'adaptive', got {sync_type!r}"
 WORKER_ARG = "FederatedLearningManager: {name} must be {what}, got {value!r}"
 WORKER_NO_PARAMS = "FederatedLearningManager: the network has no parameters to synchronise"

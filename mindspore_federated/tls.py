@@ -182,6 +182,14 @@ def peer_client_context(cfg, ssl_config):
                           warn_days=_opt(cfg, "ssl.cert_expire_warning_time_in_day"))
 
 
+def worker_client_context(cfg):
+    """The HTTPS client of workers (hybrid and cloud) to the device API: the server certificate verified against
+    `ssl.ca_cert_path` (+ `ssl.crl_path`) and its name (or IP address) checked against the address dialled, as
+    a device does; no client certificate (the device API does not ask for one)."""
+    return client_context(None, ca_path=_opt(cfg, "ssl.ca_cert_path"), cipher_list=_opt(cfg, "ssl.cipher_list"),
+                          crl_path=_opt(cfg, "ssl.crl_path"), check_hostname=True)
+
+
 # ---- the C++ inter-server link (communicator/tls_stream.cc) ------------------------------------------------
 def _identity_pem(material):
     """(certificate + chain, unencrypted PKCS#8 key) PEM texts of `material`, for _core (in memory only)."""

@@ -15,6 +15,7 @@ from mindspore.train.callback import Callback
 from mindspore_federated import errors
 from mindspore_federated.config import FEDERATED_LEARNING, HYBRID_TRAINING, load_config
 from mindspore_federated.log import get_logger
+from mindspore_federated.tls import worker_client_context
 from mindspore_federated.trainer.adaptive import AdaptiveSync
 
 logger = get_logger(__name__)
@@ -50,7 +51,8 @@ class FederatedLearningManager(Callback):
     data_size: what a cloud worker reports per sync (None: the number of steps since the last sync);
     sync_type: "fixed" or "adaptive" (kwargs: min_consistent_rate, min_consistent_rate_at_round, ema_alpha,
     observation_window_size, frequency_increase_ratio, unchanged_round); run_mode (kwarg): overrides the YAML's
-    server_mode; ssl_config: HTTPS links (not built: a YAML with enable_ssl is refused)."""
+    server_mode; ssl_config: accepted with a YAML whose enable_ssl is true (the links are then HTTPS, the servers
+    verified against `ssl.ca_cert_path`; the workers present no client certificate)."""
 
     def __init__(self, yaml_config, model, sync_frequency, http_server_address="", data_size=None,
                  sync_type="fixed", run_distribute=False, ssl_config=None, **kwargs):
@@ -66,10 +68,10 @@ class FederatedLearningManager(Callback):
             raise errors.NotBuiltError(errors.WORKER_ARG.format(
                 name="run_distribute", what="False (distributed workers are not built)", value=run_distribute))
         self._cfg = load_config(yaml_config, role="worker")
-        if self._cfg.enable_ssl or ssl_config is not None:
-            raise errors.NotBuiltError(errors.WORKER_ARG.format(
-                name="enable_ssl/ssl_config", what="off (HTTPS links of workers are not built yet)",
-                value=self._cfg.enable_ssl))
+        if ssl_config is not None and not self._cfg.enable_ssl:
+            raise ValueError(errors.WORKER_ARG.format(
+                name="ssl_config", what="None when the YAML's enable_ssl is false", value=ssl_config))
+        self._ssl_context = worker_client_context(self._cfg) if self._cfg.enable_ssl else None
         self._run_mode = kwargs.pop("run_mode", None) or self._cfg.server_mode
         if self._run_mode not in (FEDERATED_LEARNING, HYBRID_TRAINING):
             raise ValueError(errors.WORKER_MODE.format(run_mode=self._run_mode))
@@ -94,7 +96,7 @@ class FederatedLearningManager(Callback):
     def _start_worker(self, http_server_address):
         if self._run_mode == HYBRID_TRAINING:
             from mindspore_federated.worker.hybrid import HybridWorker
-            worker = HybridWorker(self._cfg).start()
+            worker = HybridWorker(self._cfg, ssl_context=self._ssl_context).start()
             with _LOCK:
                 _ACTIVE["worker"] = worker
             _stop_on_sigterm(worker)
@@ -104,7 +106,7 @@ class FederatedLearningManager(Callback):
         if not servers:
             raise ValueError(errors.WORKER_ARG.format(name="http_server_address", what="'ip:port' of a server",
                                                       value=http_server_address))
-        return CloudWorker(self._cfg, servers)
+        return CloudWorker(self._cfg, servers, ssl_context=self._ssl_context)
 
     @property
     def worker(self):

@@ -1,8 +1,8 @@
 """The cloud (cross-silo) worker: a training job that takes part in FEDERATED_LEARNING like a device.
 
 At each sync point: startFLJob (data size = what it trained on since the last sync), updateModel with w·n,
-then getModel polling until the iteration's aggregate is served. NOT_ENCRYPT only; the STABLE_PW masks join
-through `mask_update` (the one masking step) with the secure-aggregation work."""
+then getModel polling until the iteration's aggregate is served. NOT_ENCRYPT or STABLE_PW_ENCRYPT (the silo
+then runs exchangeKeys/getKeys after joining and `mask_update` adds pairwise masks that cancel in the sum)."""
 import time
 
 from mindspore_federated import errors
@@ -12,23 +12,25 @@ from mindspore_federated.clock import monotonic, now_ms
 from mindspore_federated.log import get_logger
 from mindspore_federated.worker.link import DEFAULT_DEADLINE_S, ServerLink
 from mindspore_federated.worker.node import new_fl_id
+from mindspore_federated.worker.stable_pw import StableMasks
 
 logger = get_logger(__name__)
 FL_NAME_SENT = "FEDERATED_LEARNING"   # the reference's cloud worker sends this literal as fl_name
 GET_MODEL_TRIES = 512
 GET_MODEL_RETRY_S = 1.0
 MAX_WAIT_S = 5.0                      # an OutOfTime reply's next_req_time is waited for up to this long
+STABLE_PW = "STABLE_PW_ENCRYPT"
 
 
 def check_encrypt(encrypt_type):
-    """The cloud worker refuses a configuration whose masking it does not implement."""
-    if encrypt_type not in ("NOT_ENCRYPT", None, ""):
-        raise errors.NotBuiltError(errors.WORKER_ENCRYPT.format(encrypt_type=encrypt_type))
+    """The cloud worker refuses the encrypt types the reference's cloud worker does not take."""
+    if encrypt_type not in ("NOT_ENCRYPT", STABLE_PW, None, ""):
+        raise ValueError(errors.WORKER_ENCRYPT.format(encrypt_type=encrypt_type))
 
 
-def mask_update(features, iteration):
-    """The masking step of an upload: identity for NOT_ENCRYPT (STABLE_PW_ENCRYPT plugs in here)."""
-    return features
+def mask_update(features, masks):
+    """The masking step of an upload: identity for NOT_ENCRYPT, the pairwise masks for STABLE_PW_ENCRYPT."""
+    return features if masks is None else masks.mask(features)
 
 
 class CloudWorker:
@@ -42,6 +44,9 @@ class CloudWorker:
         self.deadline_s = float(deadline_s)
         self.iteration = 0
         self.data_size = 1
+        self.stable_pw = cfg.encrypt_type == STABLE_PW
+        self.masks = None          # StableMasks of the joined iteration (STABLE_PW_ENCRYPT)
+        self.last_upload = None    # name -> array of the last updateModel features (masked when masks are on)
 
     def _wait(self, next_req_time):
         time.sleep(min(MAX_WAIT_S, max(0.2, (int(next_req_time or 0) - now_ms()) / 1000.0)))
@@ -55,6 +60,9 @@ class CloudWorker:
             reply = self.link.request("startFLJob", body, deadline_s=self.deadline_s)
             if reply.retcode == ResponseCode.SUCCEED:
                 self.iteration = reply.iteration
+                if self.stable_pw:
+                    self.masks = StableMasks(self.link, self.fl_id, self.iteration, reply.fl_plan,
+                                             self.deadline_s).exchange()
                 return dict(reply.model())
             if monotonic() >= deadline:
                 raise TimeoutError(errors.WORKER_REPLY.format(round="startFLJob", reason=reply.reason))
@@ -68,7 +76,8 @@ class CloudWorker:
         n = float(self.data_size)
         while True:
             features = mask_update({k: (v * n).astype("float32", copy=False) for k, v in weights.items()},
-                                   self.iteration)
+                                   self.masks)
+            self.last_upload = features
             body = m.build_update_model(FL_NAME_SENT, self.fl_id, self.iteration, features)
             reply = self.link.request("updateModel", body, deadline_s=self.deadline_s)
             if reply.retcode == ResponseCode.SUCCEED:

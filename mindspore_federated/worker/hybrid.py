@@ -20,7 +20,7 @@ PUSH_RETRY_S = 0.2    # and retries pushWeight every 200 ms
 
 
 class HybridWorker:
-    """A registered worker (WorkerNode) and its link to the servers. `ssl_context`: HTTPS seam (None: HTTP)."""
+    """A registered worker (WorkerNode) and its link to the servers. `ssl_context`: HTTPS (None: plain HTTP)."""
 
     def __init__(self, cfg, *, ssl_context=None, node=None, deadline_s=DEFAULT_DEADLINE_S):
         self.node = node or WorkerNode(cfg)

@@ -1,7 +1,7 @@
 """The worker's HTTP link to the servers: the first live one, failover to the next, safe-mode retries.
 
-Bodies and replies are the device wire format (client/messages). `ssl_context` (None: plain HTTP) is the
-seam for HTTPS links."""
+Bodies and replies are the device wire format (client/messages). `ssl_context` (None: plain HTTP) makes the
+links HTTPS (tls.worker_client_context)."""
 import http.client
 import time
 

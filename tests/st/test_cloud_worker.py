@@ -5,17 +5,20 @@ import re
 import numpy as np
 import pytest
 
-from mindspore_federated import errors
 from tests.utils.cluster import SUCCEED, get_model, start_server, write_yaml
 from tests.utils.procs import REPO
+from tests.utils.secagg import pw_section
 
 pytestmark = pytest.mark.mindspore
 SILO = os.path.join(REPO, "example", "cross_silo_lenet", "run_silo.py")
 
 
-def test_two_silos_share_one_model_per_iteration(tmp_path, redis_server, fl_name, procs):
+@pytest.mark.parametrize("encrypt", [None, pw_section(t=1, encrypt_type="STABLE_PW_ENCRYPT")],
+                         ids=["NOT_ENCRYPT", "STABLE_PW_ENCRYPT"])
+def test_two_silos_share_one_model_per_iteration(tmp_path, redis_server, fl_name, procs, encrypt):
+    extra = {"encrypt": encrypt} if encrypt else {}
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, fl_iteration_num=5,
-                           round={"start_fl_job_threshold": 2, "update_model_ratio": 1.0})
+                           round={"start_fl_job_threshold": 2, "update_model_ratio": 1.0}, **extra)
     _, address = start_server(procs, yaml_path, tmp_path / "srv")
     silos = [procs.python(f"silo{k}", SILO, "--yaml_config", yaml_path, "--http_server_address", address,
                           "--silo", str(k), "--silos", "2", "--fl_iteration_num", "2", "--sync_frequency", "2")
@@ -30,14 +33,15 @@ def test_two_silos_share_one_model_per_iteration(tmp_path, redis_server, fl_name
     assert all(np.all(np.isfinite(v)) for v in g.features.values())
 
 
-def test_cloud_worker_refuses_stable_pw_until_it_is_built(tmp_path, redis_server, fl_name):
+def test_cloud_worker_refuses_encrypt_types_other_than_not_encrypt_and_stable_pw(tmp_path, redis_server, fl_name):
+    """Only NOT_ENCRYPT and STABLE_PW_ENCRYPT are the cloud worker's (spec §9.3); the others are refused."""
     from mindspore_federated.config import load_config
     from mindspore_federated.worker.cloud import CloudWorker
 
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name, encrypt={
-        "encrypt_type": "STABLE_PW_ENCRYPT", "pw_encrypt": {"share_secrets_ratio": 1.0, "cipher_time_window": 3000,
-                                                            "reconstruct_secrets_threshold": 1}})
-    with pytest.raises(errors.NotBuiltError, match="STABLE_PW_ENCRYPT"):
+        "encrypt_type": "PW_ENCRYPT", "pw_encrypt": {"share_secrets_ratio": 1.0, "cipher_time_window": 3000,
+                                                     "reconstruct_secrets_threshold": 1}})
+    with pytest.raises(ValueError, match="the YAML asks for PW_ENCRYPT"):
         CloudWorker(load_config(yaml_path, role="worker"), ["127.0.0.1:1"])
 
 
