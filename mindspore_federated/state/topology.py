@@ -20,14 +20,15 @@ class Topology:
     master_name: Optional[str] = None
 
 
-def _nodes(text, whole):
-    parts = [p.strip() for p in text.split(",")]
-    if not parts or any(not p for p in parts):
-        raise ValueError(f"invalid address {whole!r}: expected {ADDRESS_FORMS}")
+SENTINEL_FORM = "'sentinel://ip:port[,ip:port...]/<master_name>'"
+CLUSTER_FORM = "'cluster://ip:port[,ip:port...]'"
+
+
+def _nodes(text, whole, form):
     try:
-        return tuple(split_host_port(p) for p in parts)
-    except ValueError as exc:
-        raise ValueError(f"invalid address {whole!r}: {exc}") from None
+        return tuple(split_host_port(p.strip()) for p in text.split(","))
+    except ValueError:
+        raise ValueError(f"expected {form}, but got '{whole}'") from None
 
 
 def parse_topology(address) -> Topology:
@@ -38,17 +39,16 @@ def parse_topology(address) -> Topology:
         rest = address[len(SENTINEL_PREFIX):]
         nodes, slash, master = rest.rpartition("/")
         if not slash or not master or not nodes:
-            raise ValueError(f"invalid address {address!r}: a Sentinel address names its master: "
-                             "'sentinel://ip:port[,ip:port...]/<master_name>'")
-        return Topology("sentinel", address, _nodes(nodes, address), master)
+            raise ValueError(f"expected {SENTINEL_FORM} (a Sentinel address names its master), but got '{address}'")
+        return Topology("sentinel", address, _nodes(nodes, address, SENTINEL_FORM), master)
     if address.startswith(CLUSTER_PREFIX):
-        return Topology("cluster", address, _nodes(address[len(CLUSTER_PREFIX):], address))
+        return Topology("cluster", address, _nodes(address[len(CLUSTER_PREFIX):], address, CLUSTER_FORM))
     if address.startswith("unix:"):
         if len(address) == len("unix:"):
-            raise ValueError(f"invalid address {address!r}: expected 'unix:<path>'")
+            raise ValueError(f"expected 'unix:<path>', but got '{address}'")
         return Topology("single", address)
     try:
         split_host_port(address)
     except ValueError:
-        raise ValueError(f"invalid address {address!r}: expected {ADDRESS_FORMS}") from None
+        raise ValueError(f"expected {ADDRESS_FORMS}, but got '{address}'") from None
     return Topology("single", address)

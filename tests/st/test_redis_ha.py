@@ -4,7 +4,9 @@ import time
 
 import numpy as np
 
+from mindspore_federated.state.clients import make_sync_client
 from mindspore_federated.state.keys import Keys
+from mindspore_federated.tools.finish_cloud import registry_keys
 from tests.utils.cluster import SUCCEED, start_job, update, write_yaml
 from tests.utils.multi import models_everywhere, run_iteration, start_servers
 from tests.utils.redis_ha import RedisClusterGroup, SentinelGroup, _ask
@@ -34,6 +36,13 @@ def test_a_redis_cluster_trains_with_every_key_of_the_job_in_one_slot(tmp_path, 
             keys += [k for k in _ask(node.port, "KEYS", Keys(fl_name).base + "*") or []]
         assert keys
         assert {_ask(group.nodes[0].port, "CLUSTER", "KEYSLOT", k) for k in keys} == {slot}
+        # tools (finish_cloud) reach the cluster through the same factory and find the job's registry
+        sync = make_sync_client(group.address, decode_responses=True)
+        try:
+            assert Keys(fl_name).processes in registry_keys(sync)
+            assert len(sync.hgetall(Keys(fl_name).processes)) == 2
+        finally:
+            sync.close()
     finally:
         group.stop()
 
@@ -64,7 +73,7 @@ def test_sentinel_failover_mid_iteration_training_continues(tmp_path, procs, fl_
         wait_for(lambda: group.master_port() not in (None, old_port), 30, what="Sentinel promoted the replica")
         promoted = time.monotonic()
         assert group.master_port() == group.replica.port
-        # the servers follow: a third device is admitted (iteration 3 goes on, or 4 if iteration 3 was lost)
+        # the servers follow and a third device is admitted (iteration 3 goes on, or 4 if iteration 3 was lost)
         resumed = wait_for(lambda: _admitted(addresses, fl_name, "m2", sizes["m2"]), 45, what="a device admitted")
         followed = time.monotonic()
         iteration = resumed.iteration
@@ -80,6 +89,11 @@ def test_sentinel_failover_mid_iteration_training_continues(tmp_path, procs, fl_
             for name, value in expect.items():
                 np.testing.assert_allclose(served.features[name], value, rtol=1e-5, atol=1e-6)
         _train(addresses, fl_name, (iteration + 1,), rng)
+        sync = make_sync_client(group.address, decode_responses=True)  # a tool finds the new primary too
+        try:
+            assert len(sync.hgetall(Keys(fl_name).processes)) == 2
+        finally:
+            sync.close()
         print(f"\nSENTINEL failover: promoted {promoted - killed:.2f} s after SIGKILL, servers training again "
               f"{followed - killed:.2f} s after it; iterations lost: {lost}")
     finally:
@@ -91,11 +105,26 @@ def _fill(addresses, fl_name, iteration, started, rng):
     sizes = dict(started)
     for d in range(4 - len(sizes)):
         sizes[f"f{d}"] = n = int(rng.integers(1, 20))
-        assert start_job(addresses[d % 2], fl_name, f"f{d}", iteration, n).retcode == SUCCEED
+        assert _served(start_job, addresses[d % 2], fl_name, f"f{d}", iteration, n).retcode == SUCCEED
     uploads = {f: {"w1": rng.standard_normal(6).astype(np.float32) * n,
                    "b1": rng.standard_normal(3).astype(np.float32) * n} for f, n in sizes.items()}
     for i, (fl_id, features) in enumerate(uploads.items()):
-        reply = update(addresses[i % 2], fl_name, fl_id, iteration, features)
+        reply = _served(update, addresses[i % 2], fl_name, fl_id, iteration, features)
         assert reply.retcode == SUCCEED, reply.reason
     total = sum(sizes.values())
     return {name: sum(f[name].astype(np.float64) for f in uploads.values()) / total for name in ("w1", "b1")}
+
+
+def _served(request, *args):
+    """A device's request repeated while the server answers in plain text (its safe mode while it finds the new
+    primary: a device retries then), until a round reply; that reply."""
+    last = []
+
+    def once():
+        reply = request(*args)
+        last[:] = [reply]
+        return reply if hasattr(reply, "retcode") else None
+    try:
+        return wait_for(once, 30, interval=0.2, what="a round reply")
+    except AssertionError:
+        raise AssertionError(f"still no round reply: {last}") from None
