@@ -1,5 +1,6 @@
 """Redis Sentinel and Redis Cluster as the state backend: real redis-server / redis-sentinel processes on
 127.0.0.1; a cluster trains on both, and follows a Sentinel failover after SIGKILL of the primary."""
+import json
 import time
 
 import numpy as np
@@ -7,7 +8,7 @@ import numpy as np
 from mindspore_federated.state.clients import make_sync_client
 from mindspore_federated.state.keys import Keys
 from mindspore_federated.tools.finish_cloud import registry_keys
-from tests.utils.cluster import SUCCEED, start_job, update, write_yaml
+from tests.utils.cluster import SUCCEED, call, health, start_job, start_scheduler, update, write_yaml
 from tests.utils.multi import models_everywhere, run_iteration, start_servers
 from tests.utils.redis_ha import RedisClusterGroup, SentinelGroup, _ask
 from tests.utils.wait import wait_for
@@ -29,7 +30,17 @@ def test_a_redis_cluster_trains_with_every_key_of_the_job_in_one_slot(tmp_path, 
         yaml_path = write_yaml(tmp_path, group.address, fl_name, fl_iteration_num=10,
                                round={"start_fl_job_threshold": 4})
         addresses = [a for _, a in start_servers(procs, tmp_path, yaml_path, 2)]
-        _train(addresses, fl_name, (1, 2, 3), np.random.default_rng(7))
+        _, sched = start_scheduler(procs, yaml_path)  # the scheduler on the cluster too
+        status, state = call(sched, "state")
+        assert status == 200 and state["cluster_state"] == "CLUSTER_READY" and len(state["nodes"]) == 2
+        rng = np.random.default_rng(7)
+        _train(addresses, fl_name, (1, 2), rng)
+        old_inst = health(addresses[0])["instance"]
+        status, reply = call(sched, "newInstance", {"client_learning_rate": 0.03})  # WATCH / MULTI on the cluster
+        assert (status, reply["message"]) == (200, "Start new instance successful.")
+        for address in addresses:
+            wait_for(lambda x=address: health(x)["instance"] != old_inst, 10, what="the new instance adopted")
+        _train(addresses, fl_name, (1,), rng)
         slot = _ask(group.nodes[0].port, "CLUSTER", "KEYSLOT", Keys(fl_name).instance_name)
         keys = []
         for node in group.nodes:  # the job's keys all live on the node owning its slot
@@ -40,7 +51,8 @@ def test_a_redis_cluster_trains_with_every_key_of_the_job_in_one_slot(tmp_path, 
         sync = make_sync_client(group.address, decode_responses=True)
         try:
             assert Keys(fl_name).processes in registry_keys(sync)
-            assert len(sync.hgetall(Keys(fl_name).processes)) == 2
+            roles = sorted(json.loads(v)["role"] for v in sync.hgetall(Keys(fl_name).processes).values())
+            assert roles == ["SCHEDULER", "SERVER", "SERVER"]
         finally:
             sync.close()
     finally:
