@@ -6,7 +6,7 @@ import subprocess
 
 import redis
 
-from tests.utils.redis_server import RedisServer, free_port
+from tests.utils.redis_server import RedisServer, free_port, stop_process
 from tests.utils.wait import wait_for
 
 MASTER_NAME = "msf"
@@ -50,13 +50,7 @@ class _Sentinel:
         wait_for(lambda: _ask(self.port, "PING"), 10, what=f"redis-sentinel on {self.port}")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
 
 
 class SentinelGroup:
