@@ -25,24 +25,23 @@ def _train(addresses, fl_name, iterations, rng):
                 np.testing.assert_allclose(served.features[name], value, rtol=1e-5, atol=1e-6)
 
 
-@pytest.fixture
-def redis_cluster(tmp_path):
-    """A 3-primary Redis Cluster, stopped after the role processes (set up before `procs`)."""
-    group = RedisClusterGroup(tmp_path / "redis")
+def _running(group):
     try:
         yield group.start()
     finally:
         group.stop()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path):
+    """A 3-primary Redis Cluster, stopped after the role processes (set up before `procs`)."""
+    yield from _running(RedisClusterGroup(tmp_path / "redis"))
 
 
 @pytest.fixture
 def sentinel_group(tmp_path):
     """A primary, a replica and three sentinels, stopped after the role processes (set up before `procs`)."""
-    group = SentinelGroup(tmp_path / "redis")
-    try:
-        yield group.start()
-    finally:
-        group.stop()
+    yield from _running(SentinelGroup(tmp_path / "redis"))
 
 
 def test_a_redis_cluster_trains_with_every_key_of_the_job_in_one_slot(redis_cluster, tmp_path, procs, fl_name):
