@@ -208,8 +208,7 @@ def _cluster_client(topology, kwargs, retries):
     """A redis-py RedisCluster over the seed nodes (every FL job's keys share one hash tag: state/keys.py)."""
     kwargs = {k: v for k, v in kwargs.items() if k not in ("timeout", "retry", "db")}
     nodes = [ClusterNode(host, port) for host, port in topology.nodes]
-    return RedisCluster(startup_nodes=nodes, retry=Retry(NoBackoff(), max(retries, 1)),
-                        connection_class=CountingConnection, **kwargs)
+    return RedisCluster(startup_nodes=nodes, retry=Retry(NoBackoff(), max(retries, 1)), **kwargs)
 
 
 def make_pipelined(target, timeout=HOT_PATH_TIMEOUT_S):

@@ -117,7 +117,10 @@ class RedisClusterState(RedisCipherVerbs, ClusterState):
             await pool.disconnect(inuse_connections=False)
 
     async def aclose(self):
-        await self.r.aclose(close_connection_pool=True)
+        if getattr(self.r, "connection_pool", None) is None:  # a RedisCluster client closes its node pools
+            await self.r.aclose()
+        else:
+            await self.r.aclose(close_connection_pool=True)
         if self.fast is not None:
             await self.fast.aclose()
 

@@ -59,7 +59,13 @@ def test_a_redis_cluster_trains_with_every_key_of_the_job_in_one_slot(redis_clus
     assert (status, reply["message"]) == (200, "Start new instance successful.")
     for address in addresses:
         wait_for(lambda x=address: health(x)["instance"] != old_inst, 10, what="the new instance adopted")
-    _train(addresses, fl_name, (1,), rng)
+    probe = _served(start_job, addresses[0], fl_name, "probe", 1, 1)  # safe mode while it switches over
+    assert probe.retcode == SUCCEED, probe.reason
+    expect = _fill(addresses, fl_name, 1, {"probe": 1}, rng)  # the new instance trains its iteration 1
+    for served in models_everywhere(addresses, fl_name, 1, timeout=30):
+        assert served.iteration == 2
+        for name, value in expect.items():
+            np.testing.assert_allclose(served.features[name], value, rtol=1e-5, atol=1e-6)
     slot = _ask(group.nodes[0].port, "CLUSTER", "KEYSLOT", Keys(fl_name).instance_name)
     keys = []
     for node in group.nodes:  # the job's keys all live on the node owning its slot
@@ -142,14 +148,14 @@ def _fill(addresses, fl_name, iteration, started, rng):
 
 
 def _served(request, *args):
-    """A device's request repeated while the server answers in plain text (its safe mode while it finds the new
-    primary: a device retries then), until a round reply; that reply."""
+    """A device's request repeated while the server answers "safe mode" (switching instance, or finding the new
+    primary: a device retries then); the first other reply."""
     last = []
 
     def once():
         reply = request(*args)
         last[:] = [reply]
-        return reply if hasattr(reply, "retcode") else None
+        return None if getattr(reply, "is_safemode", False) else reply
     try:
         return wait_for(once, 30, interval=0.2, what="a round reply")
     except AssertionError:
