@@ -94,6 +94,7 @@ def test_sentinel_failover_mid_iteration_training_continues(sentinel_group, tmp_
                            round={"start_fl_job_threshold": 4, "update_model_time_window": 5000,
                                   "start_fl_job_time_window": 5000})
     addresses = [a for _, a in start_servers(procs, tmp_path, yaml_path, 2)]
+    _, sched = start_scheduler(procs, yaml_path)
     rng = np.random.default_rng(11)
     _train(addresses, fl_name, (1, 2), rng)
     before = models_everywhere(addresses, fl_name, 2)[0]
@@ -123,9 +124,11 @@ def test_sentinel_failover_mid_iteration_training_continues(sentinel_group, tmp_
         for name, value in expect.items():
             np.testing.assert_allclose(served.features[name], value, rtol=1e-5, atol=1e-6)
     _train(addresses, fl_name, (iteration + 1,), rng)
+    status, state = call(sched, "state")  # the scheduler follows the failover too
+    assert status == 200 and state["cluster_state"] == "CLUSTER_READY" and len(state["nodes"]) == 2
     sync = make_sync_client(group.address, decode_responses=True)  # a tool finds the new primary too
     try:
-        assert len(sync.hgetall(Keys(fl_name).processes)) == 2
+        assert len(sync.hgetall(Keys(fl_name).processes)) == 3
     finally:
         sync.close()
     print(f"\nSENTINEL failover: promoted {promoted - killed:.2f} s after SIGKILL, servers training again "
