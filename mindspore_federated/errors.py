@@ -305,6 +305,7 @@ AUTOSCALE_K8S_CLIENT_MISSING = ("the kubernetes autoscale launcher needs the Pyt
 AUTOSCALE_K8S_NO_CLUSTER = ("the kubernetes autoscale launcher found no cluster: not in a pod and no usable "
                             "kubeconfig ({reason})")
 AUTOSCALE_BAD_CONFIG = "invalid autoscale configuration: {reason}"
+
 # ---- Redis Sentinel and Cluster (issue 17 item 4) ----------------------------------------------------
 REDIS_HA_NO_TLS = ("enable_ssl asks for TLS to Redis, but TLS to a Redis {kind} is not built: use a single "
                    "Redis address with TLS, or turn enable_ssl off")
