@@ -305,3 +305,10 @@ AUTOSCALE_K8S_CLIENT_MISSING = ("the kubernetes autoscale launcher needs the Pyt
 AUTOSCALE_K8S_NO_CLUSTER = ("the kubernetes autoscale launcher found no cluster: not in a pod and no usable "
                             "kubeconfig ({reason})")
 AUTOSCALE_BAD_CONFIG = "invalid autoscale configuration: {reason}"
+
+# ---- Redis Sentinel and Cluster (issue 17 item 4) ----------------------------------------------------
+REDIS_HA_NO_TLS = ("enable_ssl asks for TLS to Redis, but TLS to a Redis {kind} is not built: use a single "
+                   "Redis address with TLS, or turn enable_ssl off")
+REDIS_CLUSTER_DB = "distributed_cache.db is {db}, but a Redis Cluster has only database 0"
+REDIS_CLUSTER_PIPELINED = ("the pipelined hot-path client speaks to one Redis node and cannot serve the Redis "
+                           "Cluster {address}: the hot path runs on redis-py's cluster client")

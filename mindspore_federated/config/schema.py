@@ -3,8 +3,8 @@ import dataclasses
 import json
 from typing import Any, Callable, Optional
 
-from mindspore_federated.address import parse_address
 from mindspore_federated.log import LEVEL_NAMES
+from mindspore_federated.state.topology import parse_topology
 
 __all__ = ["ConfigEntry", "Range", "When", "schema_table", "yaml_scalar", "HYPER_PARAM_KEYS", "ROLES",
            "SECTION_HELP", "ROLE_ALIASES", "BY_KEY", "BY_LEAF", "SECTIONS"]
@@ -137,13 +137,11 @@ def _describe_default(entry):
 
 
 def _check_cache_address(value):
-    """`ip:port` (port 1..65535) or `unix:<path>`."""
-    if value.startswith("unix:"):
-        return None if len(value) > len("unix:") else f"expected 'unix:<path>', but got '{value}'"
+    """`ip:port`, `unix:<path>`, a Sentinel group or Cluster seed nodes (state/topology.py)."""
     try:
-        parse_address(value)
-    except ValueError:
-        return f"expected 'ip:port' or 'unix:<path>', but got '{value}'"
+        parse_topology(value)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -180,8 +178,10 @@ _SCHEMA = (
        choices=LEVEL_NAMES, common=True),
     _E("distributed_cache.type", str, "Distributed cache kind (only redis is implemented)",
        default="redis", choices=("redis",), common=True),
-    _E("distributed_cache.address", str, "Redis address shared by the whole cluster",
-       required=True, unit="ip:port or unix:<path>", check=_check_cache_address, common=True,
+    _E("distributed_cache.address", str, "Redis address shared by the whole cluster: one Redis, a Sentinel "
+       "group (sentinel://ip:port,ip:port/<master_name>) or Redis Cluster seed nodes (cluster://ip:port,ip:port)",
+       required=True, unit="ip:port, unix:<path>, sentinel://... or cluster://...", check=_check_cache_address,
+       common=True,
        example="127.0.0.1:6379"),
     _E("distributed_cache.plugin_lib_path", str, "Unused (reserved for cache plugins)", default="",
        common=True),

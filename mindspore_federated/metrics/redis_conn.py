@@ -1,6 +1,7 @@
 """redis-py connection classes that count their round trips and failures (connection, timeout, protocol; not
 error replies) in the process's metrics."""
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
+from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.exceptions import ResponseError
 
 from mindspore_federated.metrics.registry import PY_ERRORS, PY_TRIPS
@@ -37,3 +38,7 @@ class CountingConnection(_Counting, Connection):
 
 class CountingUnixConnection(_Counting, UnixDomainSocketConnection):
     """Unix socket."""
+
+
+class CountingSentinelConnection(_Counting, SentinelManagedConnection):
+    """TCP to the primary a Sentinel group names (redis-py discovers it before each connect)."""

@@ -183,7 +183,11 @@ class ServerApp:
 
     async def _main(self):
         settings = RedisSettings.from_config(self.cfg)
-        fast = make_pipelined(settings)  # the EVALSHA hot path
+        if settings.topology.kind == "cluster":  # the pipelined client speaks to one node: said, never silent
+            logger.info(errors.REDIS_CLUSTER_PIPELINED.format(address=settings.address))
+            fast = None
+        else:
+            fast = make_pipelined(settings)  # the EVALSHA hot path
         try:
             client = await self._connect(settings, fast)
         except BaseException:

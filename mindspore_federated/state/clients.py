@@ -6,15 +6,24 @@ from typing import Optional
 
 import redis
 import redis.asyncio as aioredis
+import redis.cluster
+import redis.sentinel
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.connection import Connection as SyncConnection
 from redis.exceptions import AuthenticationError, ResponseError
 
 from mindspore_federated import errors
 from mindspore_federated.errors import ConfigError
-from mindspore_federated.metrics.redis_conn import CountingConnection, CountingUnixConnection
+from mindspore_federated.metrics.redis_conn import (
+    CountingConnection,
+    CountingSentinelConnection,
+    CountingUnixConnection,
+)
 from mindspore_federated.state.pipelined import HAVE_HIREDIS, HOT_PATH_TIMEOUT_S, PipelinedRedis
+from mindspore_federated.state.topology import parse_topology
 
 PASSWORD_ENV = "MSF_REDIS_PASSWORD"
 USERNAME_ENV = "MSF_REDIS_USERNAME"
@@ -57,6 +66,11 @@ class RedisSettings:
         environ = os.environ if environ is None else environ
         return cls(address, username=environ.get(USERNAME_ENV) or None,
                    password=environ.get(PASSWORD_ENV) or None)
+
+    @property
+    def topology(self):
+        """One Redis, a Sentinel group or a Cluster (state/topology.py)."""
+        return parse_topology(self.address)
 
     @property
     def who(self):
@@ -109,6 +123,11 @@ def tls_context(s: RedisSettings) -> ssl.SSLContext:
 def _check_tls_address(s):
     if s.tls and s.address.startswith("unix:"):
         raise ConfigError(errors.REDIS_TLS.format(address=s.address, reason="TLS needs an ip:port address"))
+    kind = s.topology.kind
+    if s.tls and kind != "single":
+        raise ConfigError(errors.REDIS_HA_NO_TLS.format(kind=kind))
+    if kind == "cluster" and s.db:
+        raise ConfigError(errors.REDIS_CLUSTER_DB.format(db=s.db))
 
 
 class _WithTls:
@@ -154,6 +173,13 @@ def make_client(target, timeout=2.0, max_connections=64, connect_timeout=None, r
                   max_connections=max_connections, timeout=pool_wait, retry=Retry(NoBackoff(), retries),
                   username=s.username, password=s.password, db=s.db)
     _check_tls_address(s)
+    topology = s.topology
+    if topology.kind == "cluster":
+        return _cluster_client(topology, kwargs, retries)
+    if topology.kind == "sentinel":
+        return _sentinel(topology, timeout, connect_timeout).master_for(
+            topology.master_name, redis_class=aioredis.Redis, connection_pool_class=_SentinelBlockingPool,
+            connection_class=CountingSentinelConnection, **kwargs)
     if s.address.startswith("unix:"):
         pool = aioredis.BlockingConnectionPool(connection_class=CountingUnixConnection,
                                                path=s.address[5:], **kwargs)
@@ -167,16 +193,42 @@ def make_client(target, timeout=2.0, max_connections=64, connect_timeout=None, r
     return aioredis.Redis.from_pool(pool)  # the client owns its pool: aclose() closes both
 
 
+class _SentinelBlockingPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """redis-py's Sentinel pool (the primary discovered before every new connection, so after a failover),
+    blocking like make_client's other pools: a burst waits for a connection instead of failing."""
+
+
+def _sentinel(topology, timeout, connect_timeout):
+    """A redis-py Sentinel manager over the group's sentinels (short timeouts: a dead sentinel is skipped)."""
+    own = dict(socket_timeout=timeout, socket_connect_timeout=connect_timeout)
+    return Sentinel(list(topology.nodes), sentinel_kwargs=own, **own)
+
+
+def _cluster_client(topology, kwargs, retries):
+    """A redis-py RedisCluster over the seed nodes (every FL job's keys share one hash tag: state/keys.py)."""
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("timeout", "retry", "db")}
+    nodes = [ClusterNode(host, port) for host, port in topology.nodes]
+    return RedisCluster(startup_nodes=nodes, retry=Retry(NoBackoff(), max(retries, 1)), **kwargs)
+
+
 def make_pipelined(target, timeout=HOT_PATH_TIMEOUT_S):
     """The auto-pipelining hot-path client (None without hiredis: redis-py then carries the hot path), with
-    the same TLS, AUTH and database as make_client."""
+    the same TLS, AUTH and database as make_client; on a Sentinel group it re-discovers the primary before
+    every (re)connect. ConfigError on a Cluster (it speaks to one node): use pipelined_or_none there."""
     s = settings_of(target)
     if not HAVE_HIREDIS:
         return None
     _check_tls_address(s)
+    topology = s.topology
+    if topology.kind == "cluster":
+        raise ConfigError(errors.REDIS_CLUSTER_PIPELINED.format(address=s.address))
+    resolve = None
+    if topology.kind == "sentinel":
+        sentinel = _sentinel(topology, min(timeout, 2.0), min(timeout, 2.0))
+        resolve = lambda: sentinel.discover_master(topology.master_name)  # noqa: E731
     context = tls_context(s) if s.tls else None
     return PipelinedRedis(s.address, timeout, ssl_context=context, server_name=s.server_name,
-                          username=s.username, password=s.password, db=s.db)
+                          username=s.username, password=s.password, db=s.db, resolve=resolve)
 
 
 class _SyncTlsConnection(_WithTls, SyncConnection):
@@ -193,6 +245,15 @@ def make_sync_client(target, **kwargs):
     s = settings_of(target)
     auth = dict(username=s.username, password=s.password, db=s.db)
     _check_tls_address(s)
+    topology = s.topology
+    if topology.kind == "cluster":
+        del auth["db"]
+        nodes = [redis.cluster.ClusterNode(host, port) for host, port in topology.nodes]
+        return redis.cluster.RedisCluster(startup_nodes=nodes, **auth, **kwargs)
+    if topology.kind == "sentinel":
+        own = {k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout") if k in kwargs}
+        sentinel = redis.sentinel.Sentinel(list(topology.nodes), sentinel_kwargs=own, **own)
+        return sentinel.master_for(topology.master_name, **auth, **kwargs)
     if s.address.startswith("unix:"):
         return redis.Redis(unix_socket_path=s.address[5:], **auth, **kwargs)
     host, _, port = s.address.rpartition(":")

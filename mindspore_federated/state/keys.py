@@ -1,7 +1,8 @@
 """Every Redis key pattern of a cluster, in one place (documented in state/README.md).
 
-All keys live under `ms_fl:<fl_name>:`, so several FL jobs (and tests) share one Redis safely.
-`P` = `ms_fl:<fl>:<instance>:` and `PI` = `P<iteration>:`, as in the reference's layout.
+All keys live under `ms_fl:{<fl_name>}:`, so several FL jobs (and tests) share one Redis safely; the braces
+are a Redis Cluster hash tag: every key of one job maps to one slot, so each Lua script's keys stay single-slot.
+`P` = `ms_fl:{<fl>}:<instance>:` and `PI` = `P<iteration>:`, as in the reference's layout.
 """
 
 ROOT = "ms_fl"
@@ -12,7 +13,7 @@ class Keys:
 
     def __init__(self, fl_name: str, root: str = ROOT):
         self.fl_name = fl_name
-        self.base = f"{root}:{fl_name}:"
+        self.base = f"{root}:{{{fl_name}}}:"
 
     # ---- per FL job ----------------------------------------------------------------------
     @property

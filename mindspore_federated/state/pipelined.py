@@ -212,7 +212,8 @@ class _Connection(asyncio.Protocol):
 
 
 class PipelinedRedis:
-    """Auto-pipelining Redis client for `ip:port` or `unix:<path>`.
+    """Auto-pipelining Redis client for `ip:port` or `unix:<path>`, or for the address `resolve()` answers
+    (an async callable giving (host, port), e.g. a Sentinel master discovery) before every (re)connect.
 
     `await execute(*args)` returns the raw reply (bytes, int, list, None) like redis-py's execute_command
     with decode off. Commands issued during one event-loop iteration go out in one write; replies resolve
@@ -222,7 +223,7 @@ class PipelinedRedis:
     opened lazily and re-opened lazily after a loss. Use from one event loop only."""
 
     def __init__(self, address, timeout=HOT_PATH_TIMEOUT_S, *, ssl_context=None, server_name=None,
-                 username=None, password=None, db=0):
+                 username=None, password=None, db=0, resolve=None):
         if hiredis is None:
             raise RuntimeError("PipelinedRedis needs the hiredis package")
         self.address = address
@@ -230,6 +231,7 @@ class PipelinedRedis:
         self._ssl = ssl_context       # TLS on every connection when set (never a plain fallback)
         self._server_name = server_name
         self._hello = _hello_commands(username, password, db)  # AUTH / SELECT on every (re)connect
+        self._resolve = resolve
         self._conn = None
         self._connecting = None
 
@@ -240,8 +242,11 @@ class PipelinedRedis:
             if conn is None:
                 conn = await self._connect_shared()
             return await conn.send(args)
-        except ResponseError:
-            raise  # an error reply (NOSCRIPT: the caller loads the script and retries) is not a failure
+        except ResponseError as exc:  # an error reply (NOSCRIPT: the caller retries) is not a failure
+            if self._resolve is not None and str(exc).startswith("READONLY") and conn is self._conn is not None:
+                self._conn = None  # a demoted primary: the next call re-discovers the primary
+                conn.close()
+            raise
         except RedisError:
             HOT_ERRORS.inc()
             raise
@@ -264,6 +269,9 @@ class PipelinedRedis:
         loop = asyncio.get_running_loop()
         conn = _Connection(loop, self.timeout, self._on_dead)
         try:
+            if self._resolve is not None:
+                host, port = await asyncio.wait_for(self._resolve(), self.timeout)
+                self.address = f"{host}:{port}"
             if self.address.startswith("unix:"):
                 coro = loop.create_unix_connection(lambda: conn, self.address[5:])
             else:

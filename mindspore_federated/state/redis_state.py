@@ -99,24 +99,28 @@ class RedisClusterState(RedisCipherVerbs, ClusterState):
     async def _eval(self, script, keys, args):
         """EVALSHA (the hot path) through the pipelined connection when there is one, else straight through
         execute_command. On NOSCRIPT (first use, or after a Redis restart) the script is loaded over the same
-        connection and the call repeated: a herd of first calls never needs a pooled connection each."""
+        connection as an EVAL (which caches it, and which a Redis Cluster routes by its keys): a herd of first
+        calls never needs a pooled connection each."""
         execute = self.fast.execute if self.fast is not None else self.r.execute_command
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         try:
-            return await execute(*command)
+            return await execute("EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:
-            await execute("SCRIPT", "LOAD", script.script)
-            return await execute(*command)
+            return await execute("EVAL", script.script, len(keys), *keys, *args)
 
     # ---- connection ---------------------------------------------------------------------------
     async def ping(self):
         await self.r.ping()
 
     async def reset_idle_connections(self):
-        await self.r.connection_pool.disconnect(inuse_connections=False)
+        pool = getattr(self.r, "connection_pool", None)  # a RedisCluster client has one pool per node
+        if pool is not None:
+            await pool.disconnect(inuse_connections=False)
 
     async def aclose(self):
-        await self.r.aclose(close_connection_pool=True)
+        if getattr(self.r, "connection_pool", None) is None:  # a RedisCluster client closes its node pools
+            await self.r.aclose()
+        else:
+            await self.r.aclose(close_connection_pool=True)
         if self.fast is not None:
             await self.fast.aclose()
 

@@ -189,7 +189,8 @@ def main(argv=None, default_yaml=None) -> int:
     args = parse_args(argv, default_yaml)
     try:
         settings = redis_settings(args)
-        address = parse_address(settings.address, allow_unix=True)
+        address = settings.address if settings.topology.kind != "single" else parse_address(settings.address,
+                                                                                              allow_unix=True)
         client = make_sync_client(settings, socket_timeout=5, socket_connect_timeout=3, decode_responses=True,
                                   retry=Retry(NoBackoff(), 1))
     except (RuntimeError, ValueError) as exc:

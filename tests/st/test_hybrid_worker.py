@@ -202,8 +202,8 @@ def test_new_instance_sends_the_worker_back_to_iteration_1(tmp_path, redis_serve
     assert [ln.split()[1] for ln in worker.output().splitlines() if ln.startswith("ITERATION ")] == ["1", "1"]
     client = redis.Redis(port=redis_server.port)
     try:
-        inst = client.get(f"ms_fl:{fl_name}:InstanceName:String").decode()
-        assert client.hlen(f"ms_fl:{fl_name}:{inst}:worker:Hash") == 0   # deregistered on exit
+        inst = client.get(f"ms_fl:{{{fl_name}}}:InstanceName:String").decode()
+        assert client.hlen(f"ms_fl:{{{fl_name}}}:{inst}:worker:Hash") == 0   # deregistered on exit
     finally:
         client.close()
 
@@ -214,13 +214,13 @@ def test_sigterm_deregisters_the_worker(tmp_path, redis_server, fl_name, procs):
     worker = start_worker(procs, yaml_path, tmp_path / "dump", iterations=3)
     client = redis.Redis(port=redis_server.port)
     try:
-        inst = client.get(f"ms_fl:{fl_name}:InstanceName:String").decode()
-        assert client.hlen(f"ms_fl:{fl_name}:{inst}:worker:Hash") == 1
-        assert any(b"WORKER" in v for v in client.hgetall(f"ms_fl:{fl_name}:processes:Hash").values())
+        inst = client.get(f"ms_fl:{{{fl_name}}}:InstanceName:String").decode()
+        assert client.hlen(f"ms_fl:{{{fl_name}}}:{inst}:worker:Hash") == 1
+        assert any(b"WORKER" in v for v in client.hgetall(f"ms_fl:{{{fl_name}}}:processes:Hash").values())
         worker.send(signal.SIGTERM)
         assert worker.wait_exit(20) == 0
-        assert client.hlen(f"ms_fl:{fl_name}:{inst}:worker:Hash") == 0
-        assert not any(b"WORKER" in v for v in client.hgetall(f"ms_fl:{fl_name}:processes:Hash").values())
+        assert client.hlen(f"ms_fl:{{{fl_name}}}:{inst}:worker:Hash") == 0
+        assert not any(b"WORKER" in v for v in client.hgetall(f"ms_fl:{{{fl_name}}}:processes:Hash").values())
     finally:
         client.close()
 

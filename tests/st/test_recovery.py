@@ -552,5 +552,5 @@ def test_recovery_file_restores_node_id_and_rank(tmp_path, redis_server, fl_name
     pb2, _ = start_server(procs, yaml_path, tmp_path / "b", name="b2", extra=extra, http_port=int(port_b))
     assert f"node={saved['node_id']}" in pb2.wait_ready()
     client = redis.Redis(port=redis_server.port)
-    assert int(client.hget(f"ms_fl:{fl_name}:ranks:Hash", saved["node_id"])) == 1
+    assert int(client.hget(f"ms_fl:{{{fl_name}}}:ranks:Hash", saved["node_id"])) == 1
     client.close()

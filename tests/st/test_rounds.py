@@ -265,11 +265,11 @@ def test_sigterm_deregisters_and_exits_zero(tmp_path, redis_server, fl_name, pro
     yaml_path = write_yaml(tmp_path, redis_server.address, fl_name)
     proc, _ = start_server(procs, yaml_path, tmp_path / "srv", entry=ENTRY)
     client = redis.Redis(port=redis_server.port)
-    inst = client.get(f"ms_fl:{fl_name}:InstanceName:String").decode()
-    assert client.hlen(f"ms_fl:{fl_name}:{inst}:server:Hash") == 1
+    inst = client.get(f"ms_fl:{{{fl_name}}}:InstanceName:String").decode()
+    assert client.hlen(f"ms_fl:{{{fl_name}}}:{inst}:server:Hash") == 1
     proc.send(signal.SIGTERM)
     assert proc.wait_exit(15) == 0
-    assert client.hlen(f"ms_fl:{fl_name}:{inst}:server:Hash") == 0
+    assert client.hlen(f"ms_fl:{{{fl_name}}}:{inst}:server:Hash") == 0
     client.close()
 
 

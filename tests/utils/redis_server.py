@@ -55,6 +55,17 @@ def _tls_ping(port, context):
         return False
 
 
+def stop_process(proc):
+    """SIGTERM to a process this test started (by its Popen), SIGKILL if it is still there after 5 s."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 class RedisServer:
     """redis-server --save "" --appendonly no on loopback; restartable on the same port."""
 
@@ -101,13 +112,7 @@ class RedisServer:
                 self.proc.wait(timeout=10)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
         self.proc = None
 
     def restart(self, timeout=10.0):

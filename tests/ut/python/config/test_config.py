@@ -375,13 +375,18 @@ def test_range_message_names_the_interval():
                      f"[1, 4294967295], but got 0, yaml config file: {P}"]
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1:6379", "localhost:1", "unix:/tmp/redis.sock", "[::1]:6379"])
+@pytest.mark.parametrize("address", ["127.0.0.1:6379", "localhost:1", "unix:/tmp/redis.sock", "[::1]:6379",
+                                     "sentinel://127.0.0.1:26379,10.0.0.2:26379/mymaster",
+                                     "sentinel://[::1]:26379/m", "cluster://127.0.0.1:7000",
+                                     "cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002"])
 def test_valid_cache_addresses(address):
     assert load_config_dict(good(distributed_cache={"address": address})).redis_address == address
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.1:", ":6379", "127.0.0.1:65536", "h:0", "unix:",
-                                     "127.0.0.1:port"])
+                                     "127.0.0.1:port", "sentinel://127.0.0.1:26379", "sentinel://127.0.0.1:26379/",
+                                     "sentinel:///m", "sentinel://127.0.0.1:26379,,h:1/m", "cluster://",
+                                     "cluster://127.0.0.1", "cluster://127.0.0.1:7000,"])
 def test_invalid_cache_addresses(address):
     lines = problems(good(distributed_cache={"address": address}))
     assert len(lines) == 1

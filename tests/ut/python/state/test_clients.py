@@ -89,3 +89,38 @@ def test_redis_tls_keys_without_enable_ssl_are_named_in_a_warning():
     assert any("distributed_cache.cacert_filename, distributed_cache.server_name are set but enable_ssl is false"
                in w for w in cfg.warnings)
     assert config("127.0.0.1:6379").warnings == ()
+
+
+# ---- Redis Sentinel and Cluster (issue 17 item 4): what the factory refuses, at start-up -----------------
+
+def test_the_pipelined_client_refuses_a_cluster_by_name():
+    if not pipelined.HAVE_HIREDIS:
+        pytest.skip("no hiredis: there is no pipelined client")
+    from mindspore_federated.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot serve the Redis Cluster cluster://127.0.0.1:7000"):
+        make_pipelined(config("cluster://127.0.0.1:7000"))
+
+
+@pytest.mark.parametrize("address", ["sentinel://127.0.0.1:26379/m", "cluster://127.0.0.1:7000"])
+def test_tls_to_sentinel_or_cluster_is_refused_not_ignored(address):
+    from mindspore_federated.errors import ConfigError
+
+    settings = RedisSettings(address, tls=True)
+    with pytest.raises(ConfigError, match="TLS to a Redis (sentinel|cluster) is not built"):
+        make_client(settings)
+
+
+def test_a_cluster_has_only_database_0():
+    from mindspore_federated.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="distributed_cache.db is 2, but a Redis Cluster has only database 0"):
+        make_client(config("cluster://127.0.0.1:7000", db=2))
+
+
+def test_settings_name_the_topology():
+    assert RedisSettings("127.0.0.1:6379").topology.kind == "single"
+    sentinel = settings_of(config("sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster")).topology
+    assert (sentinel.kind, sentinel.nodes, sentinel.master_name) == (
+        "sentinel", (("127.0.0.1", 26379), ("127.0.0.1", 26380)), "mymaster")
+    assert RedisSettings("cluster://127.0.0.1:7000").topology.nodes == (("127.0.0.1", 7000),)

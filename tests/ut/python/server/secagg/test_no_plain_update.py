@@ -67,7 +67,7 @@ def test_the_accumulator_and_redis_only_see_masked_updates(redis_server, fl_name
         np.testing.assert_allclose(outcomes[0].model[name], expected[name], rtol=1e-4, atol=1e-4)
     client = redis.Redis(host="127.0.0.1", port=redis_server.port)
     try:
-        stored = b"".join(_raw_values(client, key) for key in client.scan_iter(match=f"ms_fl:{fl_name}:*"))
+        stored = b"".join(_raw_values(client, key) for key in client.scan_iter(match=f"ms_fl:{{{fl_name}}}:*"))
         assert b"exchangeKeys" in stored or len(stored) > 1000   # the cipher rounds' data is there
     finally:
         client.close()
