@@ -237,7 +237,6 @@ class IterationLifecycle:
         try:
             logger.info("new instance %s (was %s)", name, ctx.inst)
             newest = ctx.store.newest()
-            ctx.inst = name
             hp = await ctx.state.hyper_params(name)
             if hp:
                 ctx.apply_hyper_params(hp)
@@ -248,6 +247,8 @@ class IterationLifecycle:
             ctx.aggregated.clear()
             self.reset_iteration(int(status.get("iterationNum", 1)))
             ctx.running_state = int(status.get("runningState", 0))
-            await ctx.state.heartbeat(ctx.inst, ctx.node_id, ctx.tcp_address, ctx.info)
+            await ctx.state.heartbeat(name, ctx.node_id, ctx.tcp_address, ctx.info)
+            # last: /healthz shows the new instance only once it is fully adopted (out of safe mode next)
+            ctx.inst = name
         finally:
             ctx.safemode = False
