@@ -1,5 +1,8 @@
 """Build and read any generated flatbuffers table by field name (the cipher messages of both sides use it)."""
+import functools
+
 import flatbuffers
+from flatbuffers.table import Table
 
 
 class _Offset(int):
@@ -43,11 +46,26 @@ def message(mod, size_hint=0, **fields):
     return bytes(b.Output())
 
 
+@functools.cache
+def _vtable_slot(cls, name):
+    """The vtable offset of vector field `name` of generated table class `cls`: the one constant >= 4 its
+    generated `{name}IsNone` reads; None when the accessor does not look like that (then the slow path)."""
+    consts = [c for c in getattr(cls, f"{name}IsNone").__code__.co_consts if type(c) is int and c >= 4]
+    return consts[0] if len(consts) == 1 else None
+
+
 def blob(obj, name):
-    """Bytes of ubyte-vector field `name` of a table object (b"" when absent)."""
-    if getattr(obj, f"{name}IsNone")():
+    """Bytes of ubyte-vector field `name` of a table object (b"" when absent); read straight from the
+    buffer (the generated AsNumpy accessor costs a numpy array per field)."""
+    slot = _vtable_slot(type(obj), name)
+    if slot is None:
+        return b"" if getattr(obj, f"{name}IsNone")() else getattr(obj, f"{name}AsNumpy")().tobytes()
+    tab = obj._tab
+    o = tab.Offset(slot)
+    if not o:
         return b""
-    return getattr(obj, f"{name}AsNumpy")().tobytes()
+    start = tab.Vector(o)
+    return bytes(tab.Bytes[start:start + tab.VectorLen(o)])
 
 
 def text(obj, name):
@@ -62,5 +80,18 @@ def strings(obj, name):
 
 
 def tables(obj, name):
-    """list of the nested tables of vector field `name`."""
-    return [getattr(obj, name)(i) for i in range(getattr(obj, f"{name}Length")())]
+    """list of the nested tables of vector field `name`: the first through the generated accessor (it tells
+    their class), the others read straight from the vector (the accessor imports their module per call)."""
+    n = getattr(obj, f"{name}Length")()
+    slot = _vtable_slot(type(obj), name)
+    if n == 0 or slot is None:
+        return [getattr(obj, name)(i) for i in range(n)]
+    first = getattr(obj, name)(0)
+    cls, tab = type(first), obj._tab
+    start = tab.Vector(tab.Offset(slot))
+    out = [first]
+    for i in range(1, n):
+        entry = cls()
+        entry._tab = Table(tab.Bytes, tab.Indirect(start + 4 * i))
+        out.append(entry)
+    return out

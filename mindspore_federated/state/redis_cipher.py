@@ -11,8 +11,20 @@ def _s(value):
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _pairs(reply):
+    """An HGETALL reply as a dict: redis-py gives one, the pipelined connection the flat field/value list."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2]))
+
+
 class RedisCipherVerbs:
-    """Mixed into RedisClusterState (uses its `r`, `keys`, `iter_ttl` and `_eval`)."""
+    """Mixed into RedisClusterState (uses its `r`, `fast`, `keys`, `iter_ttl` and `_eval`)."""
+
+    async def _read(self, *command):
+        """A read of the cipher rounds' request path, through the pipelined connection when there is one."""
+        execute = self.fast.execute if self.fast is not None else self.r.execute_command
+        return await execute(*command)
 
     def register_cipher_scripts(self, client):
         self._cipher_submit = client.register_script(scripts.CIPHER_SUBMIT)
@@ -52,19 +64,19 @@ class RedisCipherVerbs:
         return CipherResult(_CIPHER[code], int(reply[1]) if code == 0 else 0)
 
     async def cipher_values(self, inst, iteration, name):
-        raw = await self.r.hgetall(self.keys.cipher_data(inst, iteration, name))
+        raw = _pairs(await self._read("HGETALL", self.keys.cipher_data(inst, iteration, name)))
         return {_s(a): bytes(b) for a, b in raw.items()}
 
     async def cipher_items(self, inst, iteration, name, fields):
         if not fields:
             return []
-        return await self.r.hmget(self.keys.cipher_items(inst, iteration, name), list(fields))
+        return list(await self._read("HMGET", self.keys.cipher_items(inst, iteration, name), *fields))
 
     async def cipher_count(self, inst, iteration, name):
         return int(await self.r.hget(self.keys.count(inst, iteration), name) or 0)
 
     async def update_set(self, inst, iteration):
-        return {_s(m) for m in await self.r.smembers(self.keys.fl_set(inst, iteration, "updateModel"))}
+        return {_s(m) for m in await self._read("SMEMBERS", self.keys.fl_set(inst, iteration, "updateModel"))}
 
     async def cluster_prime(self, candidate):
         key = self.keys.cipher_prime

@@ -50,9 +50,6 @@ def answer(host, name, result, reply, rejections, success):
 
 
 async def cached_reply(ctx, key, build):
-    """The reply cached under `key`, else `await build()` (cached): for replies final for the iteration."""
-    reply = ctx.replies.peek(key)
-    if reply is None:
-        reply = await build()
-        reply = ctx.replies.get(key, lambda: reply)
-    return reply
+    """The reply cached under `key`, else `await build()` (cached; one build for concurrent requests): for
+    replies final for the iteration."""
+    return await ctx.replies.async_get(key, build)

@@ -3,7 +3,7 @@ from mindspore_federated import errors
 from mindspore_federated.schema.fbs import GetShareSecrets, RequestShareSecrets
 from mindspore_federated.schema.tables import tables
 from mindspore_federated.server.replies import OUT_OF_TIME, REQUEST_ERROR, SUC_NOT_READY, SUCCEED
-from mindspore_federated.server.secagg import wire
+from mindspore_federated.server.secagg import common, wire
 from mindspore_federated.server.secagg.common import Incoming, answer, blob, counted, next_req_time, text
 from mindspore_federated.server.secagg.records import decode_share, encode_share, share_field
 from mindspore_federated.state.base import Need, Outcome
@@ -69,7 +69,11 @@ async def get_secrets(host, body):
     if outcome is Outcome.NOT_MEMBER:
         return wire.get_secrets(REQUEST_ERROR, iteration, next_req_time())
     counted(host, "getSecrets", result)
-    senders = sorted(s for s in await host.state.cipher_values(ctx.inst, iteration, "shareSecrets") if s != fl_id)
+
+    async def all_senders():  # shareSecrets is closed (at its threshold): its senders are final for the iteration
+        return tuple(sorted(await host.state.cipher_values(ctx.inst, iteration, "shareSecrets")))
+    everyone = await common.cached_reply(ctx, ("shareSecrets senders", iteration), all_senders)
+    senders = [s for s in everyone if s != fl_id]
     raw = await host.state.cipher_items(ctx.inst, iteration, "shareSecrets",
                                         [share_field(fl_id, s) for s in senders])
     shares = []
