@@ -18,7 +18,8 @@ CommunicatorOptions withoutKeys(CommunicatorOptions opts) {
 }
 }  // namespace
 
-Communicator::Communicator(const CommunicatorOptions& opts) : opts_(withoutKeys(opts)), tls_(opts.tls.enabled()) {
+Communicator::Communicator(const CommunicatorOptions& opts)
+    : opts_(withoutKeys(opts)), tls_(opts.tls.enabled()) {
   FL_ENFORCE(opts.maxConnections > 0, "max_connections must be > 0");
   FL_ENFORCE(opts.maxFrameBytes > 0, "max_frame_bytes must be > 0");
   ConnectionListener* self = this;
@@ -29,8 +30,8 @@ Communicator::Communicator(const CommunicatorOptions& opts) : opts_(withoutKeys(
   }
   server_ = std::make_shared<TcpServer>(loop_, Address{opts.ip, opts.port}, opts.maxConnections,
                                         opts.maxFrameBytes, self, serverTls);
-  client_ = std::make_unique<TcpClient>(loop_, opts.maxFrameBytes, server_->address().toString(), self,
-                                        clientTls);
+  client_ =
+      std::make_unique<TcpClient>(loop_, opts.maxFrameBytes, server_->address().toString(), self, clientTls);
   requestEvent_ = Socket(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!requestEvent_.valid()) throw IoError(FL_ERROR_MSG(errnoText("eventfd", errno)));
 }

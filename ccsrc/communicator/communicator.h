@@ -27,7 +27,7 @@ struct CommunicatorOptions {
   uint16_t port = 0;  // 0 picks a free port
   size_t maxConnections = 10000;
   uint64_t maxFrameBytes = (uint64_t{1} << 31) - 1;  // largest accepted payload
-  TlsOptions tls;  // mutual TLS on every connection when tls.enabled()
+  TlsOptions tls;                                    // mutual TLS on every connection when tls.enabled()
 };
 
 struct IncomingRequest {

@@ -101,7 +101,7 @@ class Connection : public EventHandler, public std::enable_shared_from_this<Conn
   std::deque<Bytes> outQ_;
   size_t outOffset_ = 0;  // bytes of outQ_.front() already written
   bool wantWrite_ = false;
-  bool writeBlocked_ = false;                   // queued frames wait for a writable socket
+  bool writeBlocked_ = false;                    // queued frames wait for a writable socket
   std::atomic<bool> writeNeedsReadable_{false};  // queued frames wait for incoming bytes (TLS handshake)
   std::atomic<bool> readNeedsWritable_{false};   // the last read waits for a writable socket (TLS)
   uint64_t loopId_ = 0;

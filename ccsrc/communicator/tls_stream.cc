@@ -6,7 +6,6 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
-
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -47,7 +46,9 @@ struct BioDeleter {
 };
 using BioPtr = std::unique_ptr<BIO, BioDeleter>;
 
-BioPtr memBio(const std::string& text) { return BioPtr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size()))); }
+BioPtr memBio(const std::string& text) {
+  return BioPtr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+}
 
 void useIdentity(SSL_CTX* ctx, const TlsIdentity& id, const char* side) {
   BioPtr certs = memBio(id.certChainPem);
@@ -252,8 +253,10 @@ ssize_t TlsStream::failed(int ret, bool write) {
   bool handshake = SSL_is_init_finished(ssl_) == 0;
   std::string why = sslErrors();
   long verify = SSL_get_verify_result(ssl_);
-  if (verify != X509_V_OK) why += std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
-  error_ = std::string(handshake ? "TLS handshake failed: " : "TLS error: ") + (why.empty() ? "unknown" : why);
+  if (verify != X509_V_OK)
+    why += std::string(" (certificate: ") + X509_verify_cert_error_string(verify) + ")";
+  error_ =
+      std::string(handshake ? "TLS handshake failed: " : "TLS error: ") + (why.empty() ? "unknown" : why);
   if (handshake) {
     std::fprintf(stderr, "[%s:%d] WARN %s peer %s refused: %s\n", __FILE__, __LINE__,
                  server_ ? "inbound" : "outbound", peer_.c_str(), error_.c_str());

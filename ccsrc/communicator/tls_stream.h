@@ -1,6 +1,7 @@
 // Mutual TLS for the inter-server link: TlsContext (one OpenSSL SSL_CTX per side, built from PEM material in
-// memory and the CA/CRL files) and TlsStream, the ByteStream that encrypts a non-blocking socket. The handshake
-// runs inside the first reads and writes; a peer without a certificate signed by the CA is refused and logged.
+// memory and the CA/CRL files) and TlsStream, the ByteStream that encrypts a non-blocking socket. The
+// handshake runs inside the first reads and writes; a peer without a certificate signed by the CA is refused
+// and logged.
 #pragma once
 
 #include <memory>

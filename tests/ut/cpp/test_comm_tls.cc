@@ -1,8 +1,8 @@
 // Mutual TLS between Communicators with certificates made at test time: handshake and requests both ways,
 // large frames, an all-reduce, and refusal of a peer whose certificate comes from another CA, of a peer
 // without a certificate, of a peer revoked by the CRL, of plain TCP, and of unusable material.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
