@@ -45,6 +45,9 @@ SENDFILE_MIN = 1 << 20      # replies at least this large go out with sendfile(2
 READ_CHUNK = 2048           # one read outside a body (heads, small bodies, chunked framing): what a
                             # connection waiting for an upload slot holds of its body; the rest stays in the kernel
 
+TLS_PIECE = 16384           # over TLS a large reply is handed to the transport this much at a time, and
+TLS_WINDOW = 65536          # only while less than this is queued in it: the transport encrypts each write at
+                            # once, so that bounds the ciphertext a connection holds (a herd waits flat)
 MAX_ACTIVE = 512            # requests in progress at once; further connections stop being read (backpressure)
 __all__ = ("FastDeviceServer", "LISTEN_BACKLOG", "raise_nofile_limit")
 TOO_MANY = errors.HTTP_TOO_MANY_CONNECTIONS.encode()
@@ -87,7 +90,8 @@ class _Connection(asyncio.BufferedProtocol):
     """One device connection: (admission) -> head -> (slot) -> body -> round -> reply, then the next one."""
 
     __slots__ = ("server", "api", "transport", "state", "buf", "req", "parser", "slot", "target", "pos",
-                 "deadline", "got", "mark_time", "mark_got", "_slot_task", "_reply_task", "counted", "parked")
+                 "deadline", "got", "mark_time", "mark_got", "_slot_task", "_reply_task", "counted", "parked",
+                 "outq", "write_paused", "close_after")
 
     def __init__(self, server):
         self.server = server
@@ -107,10 +111,16 @@ class _Connection(asyncio.BufferedProtocol):
         self._reply_task = None        # the running round (a strong reference: the loop keeps weak ones)
         self.counted = False           # this connection's request counts in server.active
         self.parked = False            # waiting in server.parked for room among the active requests
+        self.outq = None               # TLS only: replies not yet handed to the transport (bounded pieces)
+        self.write_paused = False      # the transport asked for no more writes (its buffer is over TLS_WINDOW)
+        self.close_after = False       # TLS only: close once outq is sent
 
     # ---- asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, transport):
         self.transport = transport
+        if self.server.tls:
+            self.outq = collections.deque()
+            transport.set_write_buffer_limits(high=TLS_WINDOW)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -122,6 +132,8 @@ class _Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc):
         self.server.connections.discard(self)
+        if self.outq:
+            self.outq.clear()
         busy = self.state == _BUSY
         self.state = _CLOSED
         self._end_request()
@@ -129,6 +141,38 @@ class _Connection(asyncio.BufferedProtocol):
             self._slot_task.cancel()
         if not busy:  # a running round gives its buffer back itself
             self._give_back()
+
+    def pause_writing(self):
+        self.write_paused = True
+
+    def resume_writing(self):
+        self.write_paused = False
+        if self.outq:
+            self._pump()
+
+    def _send(self, *parts):
+        """TLS: queues `parts` (never copied) and hands the transport bounded pieces while it takes them."""
+        for part in parts:
+            if len(part):
+                self.outq.append(memoryview(part))
+        self._pump()
+
+    def _pump(self):
+        outq, transport = self.outq, self.transport
+        while outq and not self.write_paused:
+            if transport.is_closing():
+                outq.clear()
+                break
+            part = outq[0]
+            if len(part) > TLS_PIECE:
+                outq[0] = part[TLS_PIECE:]
+                part = part[:TLS_PIECE]
+            else:
+                outq.popleft()
+            transport.write(part)
+        if self.close_after and not outq:
+            self.close_after = False
+            transport.close()
 
     def get_buffer(self, sizehint):
         if self.state == _BODY:  # the hot path: straight from the socket into the body buffer
@@ -241,7 +285,10 @@ class _Connection(asyncio.BufferedProtocol):
     def _start_body(self):
         req = self.req
         if req.expect_continue and (req.chunked or req.length):
-            self.transport.write(CONTINUE)
+            if self.outq is not None:
+                self._send(CONTINUE)  # after any reply still queued
+            else:
+                self.transport.write(CONTINUE)
         self.mark_time, self.mark_got = time.monotonic(), self.got  # the body's rate clock starts
         if req.chunked:
             self.state = _CHUNKED
@@ -281,7 +328,10 @@ class _Connection(asyncio.BufferedProtocol):
         at once; an upload slot held is given back now, not when the device finally goes."""
         if self.state == _DRAIN:
             self.state = _CLOSED
-            self.transport.close()
+            if self.outq:
+                self.transport.abort()
+            else:
+                self.transport.close()
             return
         idle = self.state == _HEAD and self.parser is None and not self.buf
         self.server.timed_out += not idle
@@ -289,9 +339,10 @@ class _Connection(asyncio.BufferedProtocol):
         if self.state != _BUSY:
             self._give_back()
         self.target, self.state = None, _CLOSED
-        if not idle and self.transport.get_write_buffer_size() == 0:
+        unsent = self.transport.get_write_buffer_size() or self.outq
+        if not idle and not unsent:
             self.transport.write(response_head(408, TEXT, TIMED_OUT, False) + TIMED_OUT)
-        if self.transport.get_write_buffer_size():
+        if unsent:
             self.transport.abort()   # a device that reads nothing is not waited for
         else:
             self.transport.close()
@@ -388,7 +439,9 @@ class _Connection(asyncio.BufferedProtocol):
         req = self.req
         keep_alive = req is not None and req.keep_alive and not close
         head = response_head(status, ctype, body, keep_alive, req is not None and req.http10)
-        if req is not None and req.method == b"HEAD":
+        if self.outq is not None:  # TLS: bounded pieces, so a waiting connection holds little ciphertext
+            self._send(head, b"" if req is not None and req.method == b"HEAD" else body)
+        elif req is not None and req.method == b"HEAD":
             self.transport.write(head)  # the head of the reply (its length included), never a body
         elif len(body) < 65536:
             self.transport.write(head + body)
@@ -407,6 +460,10 @@ class _Connection(asyncio.BufferedProtocol):
             self.parser = None
             self.transport.write_eof()
             self.transport.resume_reading()
+        elif self.outq:  # TLS: closed once the queued pieces are sent (a reader that stalls is timed out)
+            self.state, self.pos, self.close_after = _DRAIN, 0, True
+            self.deadline = time.monotonic() + self.server.limits.idle_timeout
+            self.buf.clear()
         else:
             self.state = _CLOSED
             self.buf.clear()
@@ -424,6 +481,7 @@ class FastDeviceServer:
         self.timed_out = 0                    # heads or bodies ended by their time limits
         self.connections = set()
         self.memfds = None
+        self.tls = False                      # replies go out in bounded pieces (_Connection._send)
         self.max_active = max_active
         self.active = 0                       # requests admitted and not yet answered
         self.parked = collections.deque()     # connections with a request waiting for admission (FIFO)
@@ -436,6 +494,7 @@ class FastDeviceServer:
     async def start(self, host, port, ssl_context=None, backlog=LISTEN_BACKLOG):
         self.max_connections = self.limits.connection_cap(raise_nofile_limit())
         loop = asyncio.get_running_loop()
+        self.tls = ssl_context is not None
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=backlog,
                                                 reuse_address=True, ssl=ssl_context)
         if ssl_context is None and hasattr(os, "memfd_create") and hasattr(os, "sendfile"):
