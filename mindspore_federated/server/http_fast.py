@@ -121,6 +121,7 @@ class _Connection(asyncio.BufferedProtocol):
         if self.server.tls:
             self.outq = collections.deque()
             transport.set_write_buffer_limits(high=TLS_WINDOW)
+            transport.set_read_buffer_limits(high=TLS_WINDOW)  # what is read ahead while reading is paused
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
