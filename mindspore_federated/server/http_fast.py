@@ -25,6 +25,7 @@ from mindspore_federated.log import get_logger
 from mindspore_federated.metrics.registry import CONTENT_TYPE_BYTES
 from mindspore_federated.server.device_api import ERROR_JSON
 from mindspore_federated.server.http_limits import DRAIN_S, LISTEN_BACKLOG, HttpLimits, raise_nofile_limit
+from mindspore_federated.server.http_tls import TlsSender
 from mindspore_federated.server.http_wire import (
     BAD_REQUEST_BODY,
     CONTINUE,
@@ -45,9 +46,6 @@ SENDFILE_MIN = 1 << 20      # replies at least this large go out with sendfile(2
 READ_CHUNK = 2048           # one read outside a body (heads, small bodies, chunked framing): what a
                             # connection waiting for an upload slot holds of its body; the rest stays in the kernel
 
-TLS_PIECE = 16384           # over TLS a large reply is handed to the transport this much at a time, and
-TLS_WINDOW = 65536          # only while less than this is queued in it: the transport encrypts each write at
-                            # once, so that bounds the ciphertext a connection holds (a herd waits flat)
 MAX_ACTIVE = 512            # requests in progress at once; further connections stop being read (backpressure)
 __all__ = ("FastDeviceServer", "LISTEN_BACKLOG", "raise_nofile_limit")
 TOO_MANY = errors.HTTP_TOO_MANY_CONNECTIONS.encode()
@@ -86,7 +84,7 @@ class _MemfdCache:
             os.close(self._entries.popitem()[1][1])
 
 
-class _Connection(asyncio.BufferedProtocol):
+class _Connection(TlsSender, asyncio.BufferedProtocol):
     """One device connection: (admission) -> head -> (slot) -> body -> round -> reply, then the next one."""
 
     __slots__ = ("server", "api", "transport", "state", "buf", "req", "parser", "slot", "target", "pos",
@@ -112,7 +110,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.counted = False           # this connection's request counts in server.active
         self.parked = False            # waiting in server.parked for room among the active requests
         self.outq = None               # TLS only: replies not yet handed to the transport (bounded pieces)
-        self.write_paused = False      # the transport asked for no more writes (its buffer is over TLS_WINDOW)
+        self.write_paused = False      # the transport asked for no more writes (its buffer is full)
         self.close_after = False       # TLS only: close once outq is sent
 
     # ---- asyncio callbacks ------------------------------------------------------------------
@@ -120,8 +118,7 @@ class _Connection(asyncio.BufferedProtocol):
         self.transport = transport
         if self.server.tls:
             self.outq = collections.deque()
-            transport.set_write_buffer_limits(high=TLS_WINDOW)
-            transport.set_read_buffer_limits(high=TLS_WINDOW)  # what is read ahead while reading is paused
+            self.bound_tls_buffers(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -142,38 +139,6 @@ class _Connection(asyncio.BufferedProtocol):
             self._slot_task.cancel()
         if not busy:  # a running round gives its buffer back itself
             self._give_back()
-
-    def pause_writing(self):
-        self.write_paused = True
-
-    def resume_writing(self):
-        self.write_paused = False
-        if self.outq:
-            self._pump()
-
-    def _send(self, *parts):
-        """TLS: queues `parts` (never copied) and hands the transport bounded pieces while it takes them."""
-        for part in parts:
-            if len(part):
-                self.outq.append(memoryview(part))
-        self._pump()
-
-    def _pump(self):
-        outq, transport = self.outq, self.transport
-        while outq and not self.write_paused:
-            if transport.is_closing():
-                outq.clear()
-                break
-            part = outq[0]
-            if len(part) > TLS_PIECE:
-                outq[0] = part[TLS_PIECE:]
-                part = part[:TLS_PIECE]
-            else:
-                outq.popleft()
-            transport.write(part)
-        if self.close_after and not outq:
-            self.close_after = False
-            transport.close()
 
     def get_buffer(self, sizehint):
         if self.state == _BODY:  # the hot path: straight from the socket into the body buffer
@@ -286,10 +251,7 @@ class _Connection(asyncio.BufferedProtocol):
     def _start_body(self):
         req = self.req
         if req.expect_continue and (req.chunked or req.length):
-            if self.outq is not None:
-                self._send(CONTINUE)  # after any reply still queued
-            else:
-                self.transport.write(CONTINUE)
+            (self.transport.write if self.outq is None else self._send)(CONTINUE)  # after a queued reply
         self.mark_time, self.mark_got = time.monotonic(), self.got  # the body's rate clock starts
         if req.chunked:
             self.state = _CHUNKED
@@ -329,10 +291,7 @@ class _Connection(asyncio.BufferedProtocol):
         at once; an upload slot held is given back now, not when the device finally goes."""
         if self.state == _DRAIN:
             self.state = _CLOSED
-            if self.outq:
-                self.transport.abort()
-            else:
-                self.transport.close()
+            (self.transport.abort if self.outq else self.transport.close)()  # TLS: unsent pieces are dropped
             return
         idle = self.state == _HEAD and self.parser is None and not self.buf
         self.server.timed_out += not idle
