@@ -1,8 +1,9 @@
 """The device API on a lean HTTP/1.1 server (`client.http_engine: fast`, the default): an asyncio
 BufferedProtocol per connection that reads a body straight into its buffer (uploads: a pooled one, admitted
 before more than one small read of the request is taken from the kernel) and writes a reply as one header plus
-the cached reply bytes, with no per-request framework objects; a waiting connection holds a few KiB. At most
-MAX_ACTIVE requests are in progress; other connections are not read meanwhile (backpressure, not errors).
+the cached reply bytes, with no per-request framework objects; a waiting connection holds a few KiB (over TLS,
+replies go out in bounded pieces: http_tls.TlsSender). At most MAX_ACTIVE requests are in progress; other
+connections are not read meanwhile (backpressure, not errors).
 
 Request heads and chunked framing are parsed by llhttp (http_wire.RequestParser, strict); a Content-Length
 body never goes through it. Supported: keep-alive and pipelining (answered in order), HTTP/1.0 and 1.1,
