@@ -5,7 +5,7 @@ waiting on a slow reader then holds about one window of ciphertext, not a copy o
 import asyncio
 
 TLS_PIECE = 16384           # handed to the transport at a time (one TLS record's worth)
-TLS_WINDOW = 65536          # the transport's write high-water mark; also its read-ahead while reading is paused
+TLS_WINDOW = 16384          # the transport's write high-water mark; also its read-ahead while reading is paused
 
 
 class TlsSender:
