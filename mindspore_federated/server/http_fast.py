@@ -1,8 +1,9 @@
 """The device API on a lean HTTP/1.1 server (`client.http_engine: fast`, the default): an asyncio
 BufferedProtocol per connection that reads a body straight into its buffer (uploads: a pooled one, admitted
 before more than one small read of the request is taken from the kernel) and writes a reply as one header plus
-the cached reply bytes, with no per-request framework objects; a waiting connection holds a few KiB. At most
-MAX_ACTIVE requests are in progress; other connections are not read meanwhile (backpressure, not errors).
+the cached reply bytes, with no per-request framework objects; a waiting connection holds a few KiB (over TLS,
+replies go out in bounded pieces: http_tls.TlsSender). At most MAX_ACTIVE requests are in progress; other
+connections are not read meanwhile (backpressure, not errors).
 
 Request heads and chunked framing are parsed by llhttp (http_wire.RequestParser, strict); a Content-Length
 body never goes through it. Supported: keep-alive and pipelining (answered in order), HTTP/1.0 and 1.1,
@@ -25,6 +26,7 @@ from mindspore_federated.log import get_logger
 from mindspore_federated.metrics.registry import CONTENT_TYPE_BYTES
 from mindspore_federated.server.device_api import ERROR_JSON
 from mindspore_federated.server.http_limits import DRAIN_S, LISTEN_BACKLOG, HttpLimits, raise_nofile_limit
+from mindspore_federated.server.http_tls import TlsSender
 from mindspore_federated.server.http_wire import (
     BAD_REQUEST_BODY,
     CONTINUE,
@@ -83,11 +85,12 @@ class _MemfdCache:
             os.close(self._entries.popitem()[1][1])
 
 
-class _Connection(asyncio.BufferedProtocol):
+class _Connection(TlsSender, asyncio.BufferedProtocol):
     """One device connection: (admission) -> head -> (slot) -> body -> round -> reply, then the next one."""
 
     __slots__ = ("server", "api", "transport", "state", "buf", "req", "parser", "slot", "target", "pos",
-                 "deadline", "got", "mark_time", "mark_got", "_slot_task", "_reply_task", "counted", "parked")
+                 "deadline", "got", "mark_time", "mark_got", "_slot_task", "_reply_task", "counted", "parked",
+                 "outq", "write_paused", "close_after")
 
     def __init__(self, server):
         self.server = server
@@ -107,10 +110,16 @@ class _Connection(asyncio.BufferedProtocol):
         self._reply_task = None        # the running round (a strong reference: the loop keeps weak ones)
         self.counted = False           # this connection's request counts in server.active
         self.parked = False            # waiting in server.parked for room among the active requests
+        self.outq = None               # TLS only: replies not yet handed to the transport (bounded pieces)
+        self.write_paused = False      # the transport asked for no more writes (its buffer is full)
+        self.close_after = False       # TLS only: close once outq is sent
 
     # ---- asyncio callbacks ------------------------------------------------------------------
     def connection_made(self, transport):
         self.transport = transport
+        if self.server.tls:
+            self.outq = collections.deque()
+            self.bound_tls_buffers(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -122,6 +131,8 @@ class _Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc):
         self.server.connections.discard(self)
+        if self.outq:
+            self.outq.clear()
         busy = self.state == _BUSY
         self.state = _CLOSED
         self._end_request()
@@ -241,7 +252,7 @@ class _Connection(asyncio.BufferedProtocol):
     def _start_body(self):
         req = self.req
         if req.expect_continue and (req.chunked or req.length):
-            self.transport.write(CONTINUE)
+            (self.transport.write if self.outq is None else self._send)(CONTINUE)  # after a queued reply
         self.mark_time, self.mark_got = time.monotonic(), self.got  # the body's rate clock starts
         if req.chunked:
             self.state = _CHUNKED
@@ -281,7 +292,7 @@ class _Connection(asyncio.BufferedProtocol):
         at once; an upload slot held is given back now, not when the device finally goes."""
         if self.state == _DRAIN:
             self.state = _CLOSED
-            self.transport.close()
+            (self.transport.abort if self.outq else self.transport.close)()  # TLS: unsent pieces are dropped
             return
         idle = self.state == _HEAD and self.parser is None and not self.buf
         self.server.timed_out += not idle
@@ -289,9 +300,10 @@ class _Connection(asyncio.BufferedProtocol):
         if self.state != _BUSY:
             self._give_back()
         self.target, self.state = None, _CLOSED
-        if not idle and self.transport.get_write_buffer_size() == 0:
+        unsent = self.transport.get_write_buffer_size() or self.outq
+        if not idle and not unsent:
             self.transport.write(response_head(408, TEXT, TIMED_OUT, False) + TIMED_OUT)
-        if self.transport.get_write_buffer_size():
+        if unsent:
             self.transport.abort()   # a device that reads nothing is not waited for
         else:
             self.transport.close()
@@ -388,7 +400,9 @@ class _Connection(asyncio.BufferedProtocol):
         req = self.req
         keep_alive = req is not None and req.keep_alive and not close
         head = response_head(status, ctype, body, keep_alive, req is not None and req.http10)
-        if req is not None and req.method == b"HEAD":
+        if self.outq is not None:  # TLS: bounded pieces, so a waiting connection holds little ciphertext
+            self._send(head, b"" if req is not None and req.method == b"HEAD" else body)
+        elif req is not None and req.method == b"HEAD":
             self.transport.write(head)  # the head of the reply (its length included), never a body
         elif len(body) < 65536:
             self.transport.write(head + body)
@@ -407,6 +421,10 @@ class _Connection(asyncio.BufferedProtocol):
             self.parser = None
             self.transport.write_eof()
             self.transport.resume_reading()
+        elif self.outq:  # TLS: closed once the queued pieces are sent (a reader that stalls is timed out)
+            self.state, self.pos, self.close_after = _DRAIN, 0, True
+            self.deadline = time.monotonic() + self.server.limits.idle_timeout
+            self.buf.clear()
         else:
             self.state = _CLOSED
             self.buf.clear()
@@ -424,6 +442,7 @@ class FastDeviceServer:
         self.timed_out = 0                    # heads or bodies ended by their time limits
         self.connections = set()
         self.memfds = None
+        self.tls = False                      # replies go out in bounded pieces (_Connection._send)
         self.max_active = max_active
         self.active = 0                       # requests admitted and not yet answered
         self.parked = collections.deque()     # connections with a request waiting for admission (FIFO)
@@ -436,6 +455,7 @@ class FastDeviceServer:
     async def start(self, host, port, ssl_context=None, backlog=LISTEN_BACKLOG):
         self.max_connections = self.limits.connection_cap(raise_nofile_limit())
         loop = asyncio.get_running_loop()
+        self.tls = ssl_context is not None
         self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=backlog,
                                                 reuse_address=True, ssl=ssl_context)
         if ssl_context is None and hasattr(os, "memfd_create") and hasattr(os, "sendfile"):

@@ -301,3 +301,58 @@ def test_two_servers_all_reduce_over_mutual_tls(tmp_path, fl_name, procs, pki, t
         intruder.request(tcp, 1, b"", 10.0)
     wait_for(lambda: "refused: TLS handshake failed" in servers[0][0].output(), 30,
              what="the server logging the refused peer")
+
+
+def _rss(pid):
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def test_waiting_tls_connections_hold_bounded_memory(tmp_path, fl_name, procs, pki, tls_redis):
+    """Devices that ask for 10x LeNet (2.47 MB replies) twice and then do not read: the fast engine hands the
+    TLS transport a bounded window of each reply, so the server's memory grows far less than one reply per
+    connection; every reply still arrives whole and byte-exact once read."""
+    from mindspore_federated.client import messages as m
+    from mindspore_federated.server import initial_feature_map
+    from tests.utils.raw_http import Reader, request
+
+    yaml_path = tls_yaml(tmp_path, fl_name, pki, tls_redis, "fast")
+    http = f"127.0.0.1:{free_port()}"
+    proc = start(procs, [*server_args(yaml_path, tmp_path / "srv", http), "--model", "lenet10x"], "server")
+    proc.wait_ready(timeout=60)
+    host, port = http.rsplit(":", 1)
+    ctx = https_context(pki["ca"])
+    big = request("/getModel", m.build_get_model(fl_name, 0))
+
+    def tls_socket():
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        raw.settimeout(30)
+        raw.connect((host, int(port)))
+        return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+    with tls_socket() as warm:   # the cached reply and the TLS machinery exist before the baseline
+        warm.sendall(big)
+        assert len(Reader(warm).response()[2]) > 2_400_000
+    before = _rss(proc.pid)
+    conns = [tls_socket() for _ in range(30)]
+    try:
+        for s in conns:
+            s.sendall(big + big)
+        firsts = [s.recv(64) for s in conns]   # the first reply began: both requests are taken on by now
+        assert all(first.startswith(b"HTTP/1.1 200") for first in firsts)
+        grown = _rss(proc.pid) - before
+        # two replies per connection are 4.9 MB; one whole ciphertext copy each would be > 70 MiB here
+        assert grown < len(conns) * (3 << 19), f"{grown / 2**20:.1f} MiB for {len(conns)} waiting connections"
+        expect = {item.name: item.data for item in initial_feature_map("lenet10x").items()}
+        reader = Reader(conns[0])
+        reader.buf = firsts[0]
+        for _ in range(2):
+            status, _, body = reader.response()
+            reply = m.parse_get_model(body)
+            assert status == 200 and set(reply.features) == set(expect)
+            for name, value in expect.items():
+                np.testing.assert_array_equal(reply.features[name].reshape(-1), value.reshape(-1))
+    finally:
+        for s in conns:
+            s.close()
